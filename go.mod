@@ -1,0 +1,3 @@
+module github.com/apiusage/apiusage
+
+go 1.26.8

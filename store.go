@@ -1,0 +1,106 @@
+package apiusage
+
+import (
+	"context"
+	"time"
+)
+
+// Batch is a group of events stored all or nothing.
+type Batch struct {
+	// IdempotencyKey, when set, makes the batch idempotent: a batch with a
+	// key already stored (within the deduplication window) is not stored
+	// again, and Append returns the first receipt. Callers scope the key to
+	// the caller (for example by prefixing the client id), so that keys of
+	// different tenants never collide.
+	IdempotencyKey string
+	// Events are valid and normalized (see Event.Validate, Event.Normalize).
+	Events []Event
+}
+
+// Receipt tells what Append did with a batch.
+type Receipt struct {
+	// Accepted is the number of events in the batch.
+	Accepted int `json:"accepted"`
+	// Duplicates is how many of them were not counted because their id had
+	// been seen before.
+	Duplicates int `json:"duplicates"`
+	// Replayed is true when the batch's idempotency key had been seen before
+	// and nothing was stored this time.
+	Replayed bool `json:"-"`
+}
+
+// Store records usage and answers queries over it.
+//
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Append stores a batch durably: when it returns without error, every
+	// event of the batch survives a crash of the process, and is visible to
+	// Query. On error nothing of the batch is stored.
+	Append(ctx context.Context, b Batch) (Receipt, error)
+
+	// Query returns the rows of q, ordered by CompareRows(q.GroupBy), with
+	// only the rows that counted at least one request. Rows carry the
+	// ClientName last given by the events when grouped by client. Hours count
+	// as Interval.Hours says.
+	Query(ctx context.Context, q Query) ([]Row, error)
+
+	// ClientNames returns the client name last given by the events of each
+	// client seen, by client id.
+	ClientNames(ctx context.Context) (map[string]string, error)
+
+	// Close flushes and releases the store.
+	Close() error
+}
+
+// QueryStatus is the state of an execution.
+type QueryStatus string
+
+// Execution states.
+const (
+	StatusRunning  QueryStatus = "Running"
+	StatusComplete QueryStatus = "Complete"
+	StatusFailed   QueryStatus = "Failed"
+)
+
+// ExecutionKind tells which endpoint started an execution, and so which
+// results endpoint may read it.
+type ExecutionKind string
+
+// Execution kinds.
+const (
+	KindOrgQuery     ExecutionKind = "query"
+	KindSimpleSearch ExecutionKind = "simplesearch"
+	KindClientQuery  ExecutionKind = "client"
+)
+
+// Execution is an asynchronous query and, once finished, its result.
+type Execution struct {
+	ID             string
+	Kind           ExecutionKind
+	OrganizationID string
+	// ClientID is the client of the path of a client query or summary: only
+	// that path may read its results.
+	ClientID string
+	Status   QueryStatus
+	// Metrics are the metrics of a query's rows; Columns the columns of a
+	// simple search's.
+	Metrics []Metric
+	Columns []Column
+	Rows    []Row
+	// Err is the caller-facing reason of a Failed execution.
+	Err     string
+	Created time.Time
+	// Expires is when the execution is forgotten.
+	Expires time.Time
+}
+
+// ExecutionRegistry keeps executions until they expire.
+//
+// Implementations are safe for concurrent use.
+type ExecutionRegistry interface {
+	// Put creates or replaces the execution with x's id.
+	Put(ctx context.Context, x Execution) error
+	// Get returns the execution with the id, or ErrNotFound when there is
+	// none or it has expired.
+	Get(ctx context.Context, id string) (Execution, error)
+}

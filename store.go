@@ -29,14 +29,21 @@ type Receipt struct {
 	Replayed bool `json:"-"`
 }
 
+// Appender records batches of events: a Store in the same process, or the Go
+// client sending them to a server's ingest endpoint. The capture middleware
+// and proxy write to an Appender.
+type Appender interface {
+	// Append stores a batch durably: when it returns without error, every
+	// event of the batch survives a crash of the process that stores it, and
+	// is visible to queries. On error nothing of the batch is stored.
+	Append(ctx context.Context, b Batch) (Receipt, error)
+}
+
 // Store records usage and answers queries over it.
 //
 // Implementations are safe for concurrent use.
 type Store interface {
-	// Append stores a batch durably: when it returns without error, every
-	// event of the batch survives a crash of the process, and is visible to
-	// Query. On error nothing of the batch is stored.
-	Append(ctx context.Context, b Batch) (Receipt, error)
+	Appender
 
 	// Query returns the rows of q, ordered by CompareRows(q.GroupBy), with
 	// only the rows that counted at least one request. Rows carry the

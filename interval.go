@@ -285,19 +285,34 @@ type isoDuration struct {
 	clock               time.Duration
 }
 
+// addTo and subtractFrom apply the units from the largest to the smallest in
+// both directions, as Joda-Time's Interval (what the reference service
+// parses intervals with) does: calendar units first, then the clock.
 func (d isoDuration) addTo(t time.Time) time.Time {
-	return t.AddDate(d.years, d.months, d.days).Add(d.clock)
+	return addCalendar(t, d.years, d.months, d.days).Add(d.clock)
 }
 
 func (d isoDuration) subtractFrom(t time.Time) time.Time {
-	return t.Add(-d.clock).AddDate(-d.years, -d.months, -d.days)
+	return addCalendar(t, -d.years, -d.months, -d.days).Add(-d.clock)
+}
+
+// addCalendar adds years and months, then days. A day of the month past the
+// end of the month reached becomes its last day, as in ISO-8601 arithmetic:
+// one month after January 31 is the end of February, where time.AddDate
+// would normalize February 31 to early March.
+func addCalendar(t time.Time, years, months, days int) time.Time {
+	y, m, d := t.Date()
+	hh, mm, ss := t.Clock()
+	first := time.Date(y+years, m+time.Month(months), 1, 0, 0, 0, 0, t.Location())
+	d = min(d, daysIn(first.Year(), first.Month()))
+	return time.Date(first.Year(), first.Month(), d+days, hh, mm, ss, t.Nanosecond(), t.Location())
 }
 
 // parseDuration parses PnYnMnWnDTnHnMnS; every number is a whole number but
 // the seconds, which may have a fraction. At least one part must be present.
 func parseDuration(s string) (isoDuration, error) {
 	var d isoDuration
-	rest := strings.ToUpper(s)[1:]
+	rest := asciiUpper(s)[1:]
 	inTime := false
 	any := false
 	for rest != "" {
@@ -325,11 +340,11 @@ func parseDuration(s string) (isoDuration, error) {
 			return d, errString("only seconds may have a fraction in " + strconv.Quote(s))
 		}
 		if unit == 'S' && inTime {
-			f, err := strconv.ParseFloat(num, 64)
-			if err != nil {
+			secs, ok := parseSeconds(num)
+			if !ok {
 				return d, errString("bad duration " + strconv.Quote(s))
 			}
-			d.clock += time.Duration(f * float64(time.Second))
+			d.clock += secs
 			any = true
 			continue
 		}
@@ -359,6 +374,43 @@ func parseDuration(s string) (isoDuration, error) {
 		return d, errString("bad duration " + strconv.Quote(s))
 	}
 	return d, nil
+}
+
+// parseSeconds parses whole seconds with an optional decimal fraction, in
+// integers: through a float64, 8.2 seconds would come out as 8.199999999.
+func parseSeconds(num string) (time.Duration, bool) {
+	whole, frac, _ := strings.Cut(num, ".")
+	if whole == "" && frac == "" || strings.Contains(frac, ".") || len(frac) > 9 {
+		return 0, false
+	}
+	var secs, nsec int
+	var err error
+	if whole != "" {
+		if secs, err = digits(whole, len(whole)); err != nil {
+			return 0, false
+		}
+	}
+	if frac != "" {
+		if nsec, err = digits(frac, len(frac)); err != nil {
+			return 0, false
+		}
+		for i := len(frac); i < 9; i++ {
+			nsec *= 10
+		}
+	}
+	return time.Duration(secs)*time.Second + time.Duration(nsec), true
+}
+
+// asciiUpper upper-cases ASCII letters only, so that no other letter (such
+// as the long s, whose upper case is S) can pose as a duration's unit.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 type errString string

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config tunes a Server. A zero field takes its value from DefaultConfig, so
+// Config{} is a working configuration.
+type Config struct {
+	// TokenTTL is how long an access token is valid.
+	TokenTTL time.Duration
+	// ResultTTL is how long an execution and its results are kept after it
+	// starts and again after it finishes.
+	ResultTTL time.Duration
+	// Workers is how many executions run at once, across organizations.
+	Workers int
+	// MaxQueued bounds the executions accepted and not yet finished, across
+	// organizations, so that a flood of queries cannot grow memory without
+	// bound; past it a query is answered 429.
+	MaxQueued int
+	// MaxRunningPerOrg bounds the executions one organization may have
+	// queued or running; past it a query is answered 429, so that one tenant
+	// cannot occupy every worker.
+	MaxRunningPerOrg int
+	// MaxIngestBodyBytes bounds the body of POST /api/v2/usage/events.
+	MaxIngestBodyBytes int64
+	// MaxBodyBytes bounds every other request body.
+	MaxBodyBytes int64
+	// MaxBatchEvents bounds the events of one ingestion batch.
+	MaxBatchEvents int
+	// MaxResultRows bounds the rows of an organization or client query; an
+	// execution with more fails, asking for a narrower query. (A simple
+	// search keeps its first 20,000 rows, as the contract says.)
+	MaxResultRows int
+	// HashCost is the bcrypt cost of client secrets.
+	HashCost int
+	// Now tells the time: of tokens, executions and summaries. Tests inject
+	// it.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration New uses for the zero fields of
+// its Config.
+func DefaultConfig() Config {
+	return Config{
+		TokenTTL:           24 * time.Hour,
+		ResultTTL:          time.Hour,
+		Workers:            2 * runtime.GOMAXPROCS(0),
+		MaxQueued:          4096,
+		MaxRunningPerOrg:   8,
+		MaxIngestBodyBytes: 32 << 20,
+		MaxBodyBytes:       1 << 20,
+		MaxBatchEvents:     100_000,
+		MaxResultRows:      1_000_000,
+		HashCost:           bcrypt.DefaultCost,
+		Now:                time.Now,
+	}
+}
+
+// withDefaults returns c with every zero field set from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.TokenTTL == 0 {
+		c.TokenTTL = d.TokenTTL
+	}
+	if c.ResultTTL == 0 {
+		c.ResultTTL = d.ResultTTL
+	}
+	if c.Workers == 0 {
+		c.Workers = d.Workers
+	}
+	if c.MaxQueued == 0 {
+		c.MaxQueued = d.MaxQueued
+	}
+	if c.MaxRunningPerOrg == 0 {
+		c.MaxRunningPerOrg = d.MaxRunningPerOrg
+	}
+	if c.MaxIngestBodyBytes == 0 {
+		c.MaxIngestBodyBytes = d.MaxIngestBodyBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = d.MaxBatchEvents
+	}
+	if c.MaxResultRows == 0 {
+		c.MaxResultRows = d.MaxResultRows
+	}
+	if c.HashCost == 0 {
+		c.HashCost = d.HashCost
+	}
+	if c.Now == nil {
+		c.Now = d.Now
+	}
+	return c
+}
+
+// Validate reports every field of c that is out of range, joined. Zero
+// fields are valid: they take their defaults.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(name string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	if c.TokenTTL < 0 {
+		errs = append(errs, fmt.Errorf("token TTL must be positive, got %s", c.TokenTTL))
+	}
+	if c.TokenTTL > 0 && c.TokenTTL < time.Second {
+		errs = append(errs, fmt.Errorf("token TTL must be at least a second, got %s", c.TokenTTL))
+	}
+	if c.ResultTTL < 0 {
+		errs = append(errs, fmt.Errorf("result TTL must be positive, got %s", c.ResultTTL))
+	}
+	positive("workers", int64(c.Workers))
+	positive("max queued", int64(c.MaxQueued))
+	positive("max running per organization", int64(c.MaxRunningPerOrg))
+	positive("max ingest body bytes", c.MaxIngestBodyBytes)
+	positive("max body bytes", c.MaxBodyBytes)
+	positive("max batch events", int64(c.MaxBatchEvents))
+	positive("max result rows", int64(c.MaxResultRows))
+	if c.HashCost != 0 && (c.HashCost < bcrypt.MinCost || c.HashCost > bcrypt.MaxCost) {
+		errs = append(errs, fmt.Errorf("hash cost must be from %d to %d, got %d", bcrypt.MinCost, bcrypt.MaxCost, c.HashCost))
+	}
+	if c.MaxQueued > 0 && c.MaxRunningPerOrg > c.MaxQueued {
+		errs = append(errs, errors.New("max running per organization must not exceed max queued"))
+	}
+	return errors.Join(errs...)
+}

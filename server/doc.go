@@ -1,0 +1,39 @@
+// Package server is the HTTP surface of apiusage: the Genesys Cloud Usage API
+// (usage-api.md), the OAuth token endpoint that guards it, and the platform's
+// organizations, clients, ingestion and operations endpoints (platform.md).
+//
+// The server depends only on the root package's interfaces: a usage Store, a
+// Directory of organizations and clients, and an ExecutionRegistry that keeps
+// asynchronous query executions. cmd/apiusage builds them and calls New:
+//
+//	srv, err := server.New(server.Config{}, logger, store, dir, execs, key, registry)
+//	if err != nil { ... }
+//	httpServer := &http.Server{Addr: addr, Handler: srv}
+//	// ... on shutdown, after httpServer.Shutdown:
+//	err = srv.Close(ctx)
+//
+// and, at every start before serving, Bootstrap to create the platform
+// organization and its first client.
+//
+// # Shape
+//
+// routes.go lists every endpoint. Usage API handlers are apiFuncs: they
+// return a status and a body, or an error, and the api wrapper authenticates
+// the caller, checks its permissions, limits the body, encodes the JSON and
+// turns domain errors (apiusage.Error) into the contract's ErrorBody. Every
+// response carries the request's random contextId in ININ-Correlation-Id;
+// internal errors are logged under it and answered with a generic message.
+//
+// Access tokens are JWTs signed with Ed25519 (alg EdDSA). A token names its
+// client, the client's organization and the client's secret generation; each
+// API call loads the client again, so deleting a client or rotating its secret
+// revokes its tokens at once, and permissions are always the client's current
+// ones. The public key is published as a JWKS at /oauth/jwks for components
+// that verify tokens offline.
+//
+// Queries run on a bounded pool of workers. A POST validates the request,
+// records a Running execution and answers 202 at once; the worker replaces the
+// execution with its Complete or Failed result, which the registry keeps for
+// Config.ResultTTL. Each organization may have at most
+// Config.MaxRunningPerOrg executions queued or running.
+package server

@@ -1,0 +1,426 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/apiusage/apiusage"
+)
+
+// maxSearchRows is the most rows a simple search returns, in all pages.
+const maxSearchRows = 20_000
+
+// Paging of simple-search results.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// executionResult is the contract's UsageExecutionResult.
+type executionResult struct {
+	ExecutionID string `json:"executionId"`
+	ResultsURI  string `json:"resultsUri"`
+}
+
+// resultsURI returns the path of the results endpoint that reads x.
+func resultsURI(x apiusage.Execution) string {
+	switch x.Kind {
+	case apiusage.KindSimpleSearch:
+		return "/api/v2/usage/simplesearch/" + x.ID + "/results"
+	case apiusage.KindClientQuery:
+		return "/api/v2/oauth/clients/" + url.PathEscape(x.ClientID) + "/usage/query/results/" + x.ID
+	}
+	return "/api/v2/usage/query/" + x.ID + "/results"
+}
+
+// decodeOrgQuery reads and normalizes the body of endpoint 1.
+func decodeOrgQuery(r io.Reader) (apiusage.OrgQuery, apiusage.Interval, error) {
+	var q apiusage.OrgQuery
+	if err := decodeJSON(r, &q); err != nil {
+		return q, apiusage.Interval{}, err
+	}
+	return q.Normalize()
+}
+
+// decodeClientQuery reads and normalizes the body of endpoint 5.
+func decodeClientQuery(r io.Reader) (apiusage.ClientQuery, apiusage.Interval, error) {
+	var q apiusage.ClientQuery
+	if err := decodeJSON(r, &q); err != nil {
+		return q, apiusage.Interval{}, err
+	}
+	return q.Normalize()
+}
+
+// decodeSimpleSearch reads and normalizes the body of endpoint 3.
+func decodeSimpleSearch(r io.Reader) (apiusage.SimpleSearch, apiusage.Interval, error) {
+	var q apiusage.SimpleSearch
+	if err := decodeJSON(r, &q); err != nil {
+		return q, apiusage.Interval{}, err
+	}
+	return q.Normalize()
+}
+
+// handleOrgQuery is endpoint 1: usage within the caller's organization.
+func (s *Server) handleOrgQuery() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		q, iv, err := decodeOrgQuery(r.Body)
+		if err != nil {
+			return 0, nil, err
+		}
+		org := c.org()
+		query := apiusage.Query{Interval: iv, Granularity: q.Granularity, GroupBy: q.GroupBy, OrganizationID: org}
+		x := apiusage.Execution{Kind: apiusage.KindOrgQuery, OrganizationID: org, Metrics: q.Metrics}
+		return s.start(r.Context(), x, query.Granularity, func(ctx context.Context) ([]apiusage.Row, error) {
+			return s.queryRows(ctx, query)
+		})
+	}
+}
+
+// handleClientQuery is endpoint 5: usage of one client of the caller's
+// organization, in every organization it made requests in.
+func (s *Server) handleClientQuery() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		client, err := s.clientOf(r.Context(), c, r.PathValue("clientId"))
+		if err != nil {
+			return 0, nil, err
+		}
+		q, iv, err := decodeClientQuery(r.Body)
+		if err != nil {
+			return 0, nil, err
+		}
+		return s.startClientQuery(r.Context(), c, client.ID, q, iv)
+	}
+}
+
+// handleSummary is endpoint 7: the client query of the last days, by day.
+func (s *Server) handleSummary() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		days, err := parseDays(r.URL.Query().Get("days"))
+		if err != nil {
+			return 0, nil, err
+		}
+		client, err := s.clientOf(r.Context(), c, r.PathValue("clientId"))
+		if err != nil {
+			return 0, nil, err
+		}
+		now := s.cfg.Now().UTC()
+		iv := apiusage.Interval{Start: apiusage.GranularityDay.Truncate(now).AddDate(0, 0, -days), End: now}
+		q, _, err := apiusage.ClientQuery{Interval: iv.String(), Granularity: apiusage.GranularityDay}.Normalize()
+		if err != nil {
+			return 0, nil, wrap("summary query", err)
+		}
+		return s.startClientQuery(r.Context(), c, client.ID, q, iv)
+	}
+}
+
+// parseDays parses the summary's days: a whole number from 1 to 366, 7 when
+// absent.
+func parseDays(s string) (int, error) {
+	if s == "" {
+		return 7, nil
+	}
+	n, ok := parseSmallUint(s)
+	if !ok || n < 1 || n > 366 {
+		return 0, badRequest("days: must be a whole number from 1 to 366, got %q", s)
+	}
+	return n, nil
+}
+
+// parseSmallUint parses up to 9 decimal digits and nothing else (no sign, no
+// spaces).
+func parseSmallUint(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+func (s *Server) startClientQuery(ctx context.Context, c *caller, clientID string, q apiusage.ClientQuery, iv apiusage.Interval) (int, any, error) {
+	// Every organization: a client's usage is wherever it was used.
+	query := apiusage.Query{Interval: iv, Granularity: q.Granularity, GroupBy: q.GroupBy, ClientIDs: []string{clientID}}
+	x := apiusage.Execution{Kind: apiusage.KindClientQuery, OrganizationID: c.org(), ClientID: clientID, Metrics: q.Metrics}
+	return s.start(ctx, x, query.Granularity, func(ctx context.Context) ([]apiusage.Row, error) {
+		return s.queryRows(ctx, query)
+	})
+}
+
+// queryRows runs an organization or client query, bounded by MaxResultRows.
+func (s *Server) queryRows(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
+	rows, err := s.store.Query(ctx, q)
+	if err != nil {
+		return nil, wrap("query store", err)
+	}
+	if len(rows) > s.cfg.MaxResultRows {
+		return nil, apiusage.Errorf(apiusage.CodeBadRequest,
+			"The result has %d rows, more than the %d allowed; query a shorter interval or group by fewer dimensions.",
+			len(rows), s.cfg.MaxResultRows)
+	}
+	return rows, nil
+}
+
+// handleSimpleSearch is endpoint 3: rows of (day, client, method, template)
+// in the caller's organization.
+func (s *Server) handleSimpleSearch() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		q, iv, err := decodeSimpleSearch(r.Body)
+		if err != nil {
+			return 0, nil, err
+		}
+		org := c.org()
+		x := apiusage.Execution{Kind: apiusage.KindSimpleSearch, OrganizationID: org, Columns: q.Metrics}
+		return s.start(r.Context(), x, apiusage.GranularityDay, func(ctx context.Context) ([]apiusage.Row, error) {
+			query := apiusage.Query{
+				Interval:       iv,
+				Granularity:    apiusage.GranularityDay,
+				GroupBy:        []apiusage.Dimension{apiusage.DimClient, apiusage.DimMethod, apiusage.DimTemplateURI},
+				OrganizationID: org,
+				Methods:        q.HTTPMethods,
+				TemplateURIs:   q.TemplateURIs,
+			}
+			if len(q.OAuthClientNames) > 0 {
+				ids, err := s.clientIDsNamed(ctx, org, q.OAuthClientNames)
+				if err != nil {
+					return nil, err
+				}
+				if len(ids) == 0 {
+					// No client has these names: no rows, rather than an
+					// empty filter that would keep every client.
+					return nil, nil
+				}
+				query.ClientIDs = ids
+			}
+			rows, err := s.store.Query(ctx, query)
+			if err != nil {
+				return nil, wrap("query store", err)
+			}
+			if len(rows) > maxSearchRows {
+				rows = rows[:maxSearchRows]
+			}
+			return rows, nil
+		})
+	}
+}
+
+// clientIDsNamed returns the ids of the clients whose name, as rows show it,
+// is one of names: the registered clients of org by their current name, and
+// the clients not registered in org by the name their events gave.
+func (s *Server) clientIDsNamed(ctx context.Context, org string, names []string) ([]string, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	registered, err := s.dir.Clients(ctx, org)
+	if err != nil {
+		return nil, wrap("list clients", err)
+	}
+	inOrg := map[string]bool{}
+	var ids []string
+	for _, c := range registered {
+		inOrg[c.ID] = true
+		if want[c.Name] {
+			ids = append(ids, c.ID)
+		}
+	}
+	seen, err := s.store.ClientNames(ctx)
+	if err != nil {
+		return nil, wrap("client names", err)
+	}
+	for id, name := range seen {
+		if !inOrg[id] && want[name] {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// start records a Running execution, queues its work and answers 202. The
+// work's rows get their client names and become the execution's result.
+func (s *Server) start(ctx context.Context, x apiusage.Execution, g apiusage.Granularity,
+	work func(ctx context.Context) ([]apiusage.Row, error)) (int, any, error) {
+	if err := s.pool.reserve(x.OrganizationID); err != nil {
+		return 0, nil, err
+	}
+	now := s.cfg.Now()
+	x.ID = newID()
+	x.Status = apiusage.StatusRunning
+	x.Created = now
+	x.Expires = now.Add(s.cfg.ResultTTL)
+	if err := s.execs.Put(ctx, x); err != nil {
+		s.pool.release(x.OrganizationID)
+		return 0, nil, wrap("record execution", err)
+	}
+	s.metrics.executionsRunning.Inc()
+	s.pool.submit(x.OrganizationID, func(ctx context.Context) { s.run(ctx, x, g, work) })
+	return http.StatusAccepted, executionResult{ExecutionID: x.ID, ResultsURI: resultsURI(x)}, nil
+}
+
+// run does an execution's work on a worker and records its result.
+func (s *Server) run(ctx context.Context, x apiusage.Execution, g apiusage.Granularity,
+	work func(ctx context.Context) ([]apiusage.Row, error)) {
+	defer s.metrics.executionsRunning.Dec()
+	started := time.Now()
+	rows, err := func() (rows []apiusage.Row, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		rows, err = work(ctx)
+		if err == nil {
+			err = s.nameClients(ctx, x.OrganizationID, rows)
+		}
+		return rows, err
+	}()
+	s.metrics.queryDuration.WithLabelValues(string(x.Kind)).Observe(time.Since(started).Seconds())
+	now := s.cfg.Now()
+	x.Expires = now.Add(s.cfg.ResultTTL)
+	if err != nil {
+		x.Status = apiusage.StatusFailed
+		x.Err = apiusage.ErrorMessage(err)
+		s.log.Error("execution failed", "executionId", x.ID, "kind", x.Kind, "organizationId", x.OrganizationID, "err", err)
+	} else {
+		x.Status = apiusage.StatusComplete
+		if rows == nil {
+			rows = []apiusage.Row{}
+		}
+		for i := range rows {
+			// Dates are written as the contract's 2020-02-02T00:00:00Z:
+			// UTC, and nothing without a granularity.
+			if g == apiusage.GranularityNone {
+				rows[i].Date = time.Time{}
+			} else {
+				rows[i].Date = rows[i].Date.UTC()
+			}
+		}
+		x.Rows = rows
+	}
+	s.metrics.executionsDone.WithLabelValues(string(x.Status)).Inc()
+	// The result is recorded even when the pool is being stopped.
+	if err := s.execs.Put(context.WithoutCancel(ctx), x); err != nil {
+		s.log.Error("record execution result", "executionId", x.ID, "err", err)
+	}
+}
+
+// nameClients sets each row's client name to the registered client's current
+// name, and keeps the name the events gave otherwise. Only clients of the
+// execution's organization are looked up: a client of another organization
+// that made requests here keeps the name its events gave, so that the
+// registry does not tell one tenant another's client names.
+func (s *Server) nameClients(ctx context.Context, org string, rows []apiusage.Row) error {
+	names := map[string]*string{}
+	for i := range rows {
+		id := rows[i].ClientID
+		if id == "" {
+			continue
+		}
+		name, ok := names[id]
+		if !ok {
+			c, err := s.dir.Client(ctx, id)
+			switch {
+			case err == nil && c.OrganizationID == org:
+				name = &c.Name
+			case err == nil, apiusage.ErrorCode(err) == apiusage.CodeNotFound:
+			default:
+				return wrap("load client", err)
+			}
+			names[id] = name
+		}
+		if name != nil {
+			rows[i].ClientName = *name
+		}
+	}
+	return nil
+}
+
+// execution returns the execution with the id for the caller, when it is of
+// the kind and (for client queries) the client of the path. Anything else,
+// another organization's execution included, is ErrNotFound: ids do not leak.
+func (s *Server) execution(ctx context.Context, c *caller, id string, kind apiusage.ExecutionKind, clientID string) (apiusage.Execution, error) {
+	x, err := s.execs.Get(ctx, id)
+	if err != nil {
+		if apiusage.ErrorCode(err) == apiusage.CodeNotFound {
+			return x, apiusage.ErrNotFound
+		}
+		return x, wrap("load execution", err)
+	}
+	if x.OrganizationID != c.org() || x.Kind != kind || x.ClientID != clientID || !s.cfg.Now().Before(x.Expires) {
+		return apiusage.Execution{}, apiusage.ErrNotFound
+	}
+	return x, nil
+}
+
+// handleOrgQueryResults is endpoint 2.
+func (s *Server) handleOrgQueryResults() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		x, err := s.execution(r.Context(), c, r.PathValue("executionId"), apiusage.KindOrgQuery, "")
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, queryResults(x), nil
+	}
+}
+
+// handleClientQueryResults is endpoint 6, for client queries and summaries.
+func (s *Server) handleClientQueryResults() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		x, err := s.execution(r.Context(), c, r.PathValue("executionId"), apiusage.KindClientQuery, r.PathValue("clientId"))
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, queryResults(x), nil
+	}
+}
+
+// handleSimpleSearchResults is endpoint 4: one page of a simple search.
+func (s *Server) handleSimpleSearchResults() apiFunc {
+	return func(r *http.Request, c *caller) (int, any, error) {
+		params := r.URL.Query()
+		size := defaultPageSize
+		if v := params.Get("pageSize"); v != "" {
+			n, ok := parseSmallUint(v)
+			if !ok || n < 1 || n > maxPageSize {
+				return 0, nil, badRequest("pageSize: must be a whole number from 1 to %d, got %q", maxPageSize, v)
+			}
+			size = n
+		}
+		id := r.PathValue("executionId")
+		x, err := s.execution(r.Context(), c, id, apiusage.KindSimpleSearch, "")
+		if err != nil {
+			return 0, nil, err
+		}
+		offset := 0
+		if v := params.Get("after"); v != "" && x.Status == apiusage.StatusComplete {
+			if offset, err = parseCursor(v, x.ID, len(x.Rows)); err != nil {
+				return 0, nil, err
+			}
+		}
+		return http.StatusOK, searchResults(x, offset, size), nil
+	}
+}
+
+// clientOf returns the client with the id when it belongs to the caller's
+// organization, and ErrNotFound otherwise.
+func (s *Server) clientOf(ctx context.Context, c *caller, id string) (apiusage.Client, error) {
+	client, err := s.dir.Client(ctx, id)
+	if err != nil {
+		if apiusage.ErrorCode(err) == apiusage.CodeNotFound {
+			return client, apiusage.ErrNotFound
+		}
+		return client, wrap("load client", err)
+	}
+	if client.OrganizationID != c.org() {
+		return apiusage.Client{}, apiusage.ErrNotFound
+	}
+	return client, nil
+}

@@ -13,9 +13,9 @@ import (
 // only queryStatus is written; once it has finished, results always is (an
 // empty array for no rows).
 type queryResult struct {
-	Results     []rowJSON           `json:"results,omitzero"`
+	Results     []rowJSON            `json:"results,omitzero"`
 	QueryStatus apiusage.QueryStatus `json:"queryStatus"`
-	Cursors     *cursors            `json:"cursors,omitempty"`
+	Cursors     *cursors             `json:"cursors,omitempty"`
 }
 
 type cursors struct {

@@ -1,0 +1,356 @@
+package capture
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apiusage/apiusage"
+)
+
+// RecorderConfig configures a Recorder. Zero fields take the defaults in
+// their comments.
+type RecorderConfig struct {
+	// Buffer is how many events wait in memory for the shipper (65536).
+	// When it is full, events are dropped and counted, never waited for.
+	Buffer int
+	// BatchSize is the most events in one batch (500); keep it within the
+	// server's limit on events per batch.
+	BatchSize int
+	// FlushInterval is the longest an event waits for its batch to fill
+	// (1s).
+	FlushInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait between two attempts at a
+	// batch that failed (100ms and 30s). The wait doubles from the first to
+	// the second, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// AttemptTimeout bounds one attempt at appending a batch (30s).
+	AttemptTimeout time.Duration
+	// Registerer, when set, gets the recorder's metrics.
+	Registerer prometheus.Registerer
+	// Logger logs batches that fail; nil discards.
+	Logger *slog.Logger
+}
+
+// Recorder buffers events in memory and ships them in batches to an
+// Appender from one background goroutine. Record never blocks: when the
+// buffer is full the event is dropped and counted. A batch that fails is
+// retried with backoff under the same idempotency key until it is stored or
+// rejected as invalid, so that a retry after a lost answer is not counted
+// twice; meanwhile new events wait in the buffer.
+//
+// A Recorder is safe for concurrent use.
+type Recorder struct {
+	app     apiusage.Appender
+	cfg     RecorderConfig
+	log     *slog.Logger
+	buf     chan apiusage.Event
+	metrics recorderMetrics
+
+	// state counts the Record calls in flight, with closedBit set once
+	// Close has begun: Close waits for the count to reach zero before it
+	// drains the buffer, so that no event slips in behind the last drain.
+	state   atomic.Int64
+	closing chan context.Context
+	done    chan struct{}
+	err     error // the shipper's last word, read after done
+}
+
+const closedBit = int64(1) << 62
+
+type recorderMetrics struct {
+	recorded, shipped, batches, failures prometheus.Counter
+	dropFull, dropClosed                 prometheus.Counter
+	dropInvalid, dropRejected, dropShut  prometheus.Counter
+	latency                              prometheus.Histogram
+}
+
+// NewRecorder returns a Recorder shipping to app, and starts its shipper.
+// Call Close to flush it.
+func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
+	if app == nil {
+		return nil, errors.New("recorder: appender is required")
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 65536
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(cfg.MinBackoff, 30*time.Second)
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 30 * time.Second
+	}
+	r := &Recorder{
+		app:     app,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		buf:     make(chan apiusage.Event, cfg.Buffer),
+		closing: make(chan context.Context, 1),
+		done:    make(chan struct{}),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if err := r.initMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	go r.ship()
+	return r, nil
+}
+
+func (r *Recorder) initMetrics(reg prometheus.Registerer) error {
+	opts := func(name, help string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{Namespace: "apiusage", Subsystem: "capture", Name: name, Help: help}
+	}
+	dropped := prometheus.NewCounterVec(opts("events_dropped_total",
+		"Events lost, by reason: buffer_full, closed (recorded after Close), invalid (not a valid event), rejected (the server refused the batch), shutdown (not shipped before Close's deadline)."),
+		[]string{"reason"})
+	m := recorderMetrics{
+		recorded: prometheus.NewCounter(opts("events_recorded_total", "Events accepted into the buffer.")),
+		shipped:  prometheus.NewCounter(opts("events_shipped_total", "Events stored by the appender.")),
+		batches:  prometheus.NewCounter(opts("batches_shipped_total", "Batches stored by the appender.")),
+		failures: prometheus.NewCounter(opts("batch_failures_total", "Attempts at storing a batch that failed (each is retried unless rejected).")),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "apiusage", Subsystem: "capture", Name: "batch_duration_seconds",
+			Help:    "Time of each attempt at storing a batch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		dropFull:     dropped.WithLabelValues("buffer_full"),
+		dropClosed:   dropped.WithLabelValues("closed"),
+		dropInvalid:  dropped.WithLabelValues("invalid"),
+		dropRejected: dropped.WithLabelValues("rejected"),
+		dropShut:     dropped.WithLabelValues("shutdown"),
+	}
+	r.metrics = m
+	if reg == nil {
+		return nil
+	}
+	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "apiusage", Subsystem: "capture", Name: "buffer_events",
+		Help: "Events waiting in the buffer.",
+	}, func() float64 { return float64(len(r.buf)) })
+	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "apiusage", Subsystem: "capture", Name: "buffer_capacity_events",
+		Help: "Events the buffer holds when full.",
+	})
+	capacity.Set(float64(cap(r.buf)))
+	for _, c := range []prometheus.Collector{m.recorded, m.shipped, m.batches, m.failures, m.latency, dropped, buffered, capacity} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register recorder metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Record queues an event for shipping and reports whether it was queued. It
+// never blocks: when the buffer is full, or the Recorder is closed, the
+// event is dropped and counted. Events are validated by the shipper, off the
+// caller's path.
+func (r *Recorder) Record(e apiusage.Event) bool {
+	if r.state.Add(1)&closedBit != 0 {
+		r.state.Add(-1)
+		r.metrics.dropClosed.Inc()
+		return false
+	}
+	select {
+	case r.buf <- e:
+		r.state.Add(-1)
+		r.metrics.recorded.Inc()
+		return true
+	default:
+		r.state.Add(-1)
+		r.metrics.dropFull.Inc()
+		return false
+	}
+}
+
+// Close stops taking events and ships every buffered one, retrying until ctx
+// is done. Events still unshipped then are counted as dropped, and Close
+// returns an error saying how many. Close must be called once.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.state.Or(closedBit)
+	for r.state.Load() != closedBit {
+		// Record calls in flight finish in nanoseconds.
+		time.Sleep(10 * time.Microsecond)
+	}
+	r.closing <- ctx
+	<-r.done
+	return r.err
+}
+
+// ship is the shipper: it gathers batches from the buffer and appends them,
+// until Close.
+func (r *Recorder) ship() {
+	defer close(r.done)
+	// stop is canceled when Close's context is done, ending retries.
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var closing bool
+	batch := make([]apiusage.Event, 0, r.cfg.BatchSize)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		batch = batch[:0]
+		if !closing {
+			select {
+			case e := <-r.buf:
+				batch = r.add(batch, e)
+			case ctx := <-r.closing:
+				closing = true
+				context.AfterFunc(ctx, cancel)
+			}
+		}
+		if !closing {
+			// Gather a batch until it is full or the first event has
+			// waited FlushInterval.
+			timer.Reset(r.cfg.FlushInterval)
+		gather:
+			for len(batch) < r.cfg.BatchSize {
+				select {
+				case e := <-r.buf:
+					batch = r.add(batch, e)
+				case <-timer.C:
+					break gather
+				case ctx := <-r.closing:
+					closing = true
+					context.AfterFunc(ctx, cancel)
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+		if closing {
+			// Close waited for Record calls in flight, so nothing new
+			// arrives: take what is buffered without waiting.
+		drain:
+			for len(batch) < r.cfg.BatchSize {
+				select {
+				case e := <-r.buf:
+					batch = r.add(batch, e)
+				default:
+					break drain
+				}
+			}
+			if len(batch) == 0 {
+				return
+			}
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if !r.send(stop, batch) {
+			// Close's deadline passed: what is left is lost, and counted.
+			lost := len(batch) + len(r.buf)
+			r.metrics.dropShut.Add(float64(lost))
+			r.err = fmt.Errorf("recorder closed with %d events unshipped: %w", lost, context.Cause(stop))
+			return
+		}
+	}
+}
+
+// add validates an event and appends it to the batch; an invalid event
+// would make the whole batch fail, so it is dropped and counted instead.
+func (r *Recorder) add(batch []apiusage.Event, e apiusage.Event) []apiusage.Event {
+	if err := e.Validate(); err != nil {
+		r.metrics.dropInvalid.Inc()
+		r.log.Debug("drop invalid event", "err", err, "template", e.TemplateURI, "method", e.Method)
+		return batch
+	}
+	return append(batch, e.Normalize())
+}
+
+// send appends one batch under a new idempotency key. It reports false
+// when stop was canceled first.
+func (r *Recorder) send(stop context.Context, events []apiusage.Event) bool {
+	return r.sendKeyed(stop, apiusage.Batch{IdempotencyKey: newKey(), Events: events})
+}
+
+// sendKeyed appends a batch, retrying with backoff under its idempotency key
+// until it is stored or rejected. It reports false when stop was canceled
+// first.
+func (r *Recorder) sendKeyed(stop context.Context, b apiusage.Batch) bool {
+	backoff := r.cfg.MinBackoff
+	for {
+		err := r.attempt(stop, b)
+		if err == nil {
+			return true
+		}
+		r.metrics.failures.Inc()
+		if stop.Err() != nil {
+			return false
+		}
+		if permanent(err) {
+			if len(b.Events) > 1 && apiusage.ErrorCode(err) == apiusage.CodeTooLarge {
+				half := len(b.Events) / 2
+				return r.sendKeyed(stop, apiusage.Batch{IdempotencyKey: b.IdempotencyKey + ".0", Events: b.Events[:half]}) &&
+					r.sendKeyed(stop, apiusage.Batch{IdempotencyKey: b.IdempotencyKey + ".1", Events: b.Events[half:]})
+			}
+			r.metrics.dropRejected.Add(float64(len(b.Events)))
+			r.log.Error("batch rejected; its events are dropped", "events", len(b.Events), "err", err)
+			return true
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) {
+			wait = max(wait, ra.RetryAfter())
+		}
+		r.log.Warn("append batch failed; retrying", "events", len(b.Events), "retry_in", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-stop.Done():
+			t.Stop()
+			return false
+		}
+		backoff = min(2*backoff, r.cfg.MaxBackoff)
+	}
+}
+
+func (r *Recorder) attempt(stop context.Context, b apiusage.Batch) error {
+	ctx, cancel := context.WithTimeout(stop, r.cfg.AttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	_, err := r.app.Append(ctx, b)
+	r.metrics.latency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return err
+	}
+	r.metrics.batches.Inc()
+	r.metrics.shipped.Add(float64(len(b.Events)))
+	return nil
+}
+
+// permanent reports whether retrying err is pointless: the batch itself is
+// refused. Anything else (the server down, overloaded, or a credential
+// being fixed) may pass later.
+func permanent(err error) bool {
+	var e *apiusage.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code == apiusage.CodeBadRequest || e.Code == apiusage.CodeTooLarge
+}
+
+// newKey returns a random idempotency key.
+func newKey() string {
+	var b [16]byte
+	_, _ = cryptorand.Read(b[:]) // never fails
+	return hex.EncodeToString(b[:])
+}

@@ -320,11 +320,11 @@ func isOpenAPI(data []byte) bool {
 }
 
 type openAPIDoc struct {
-	OpenAPI  string               `yaml:"openapi"`
-	Swagger  string               `yaml:"swagger"`
-	BasePath string               `yaml:"basePath"`
+	OpenAPI  string                 `yaml:"openapi"`
+	Swagger  string                 `yaml:"swagger"`
+	BasePath string                 `yaml:"basePath"`
 	Servers  []struct{ URL string } `yaml:"servers"`
-	Paths    yaml.Node            `yaml:"paths"`
+	Paths    yaml.Node              `yaml:"paths"`
 }
 
 func openAPITemplates(data []byte) ([]string, error) {

@@ -1,0 +1,464 @@
+package embedded
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/apiusage/apiusage"
+)
+
+// A snapshot is a sequence of frames (see codec.go), each starting with its
+// kind:
+//
+//	'H' string "apiusage snapshot", uvarint version, uvarint segment number,
+//	    varint clock (unix ns) when taken
+//	'D' uvarint first id, uvarint n, n strings: dictionary entries, in id order
+//	'N' uvarint n, n × (uvarint client id, uvarint name id)
+//	'K' uvarint n, n × (varint at, string key, uvarint accepted, uvarint dups)
+//	'I' uvarint n, n × (varint at, uvarint org id, string event id)
+//	'T' varint hour, uvarint n, then n org ids, n client ids, n user ids,
+//	    n template ids, n method ids (uvarints, column by column, which
+//	    varint-packs well), then n counters
+//	'E' (nothing): the end; a snapshot without it is incomplete
+//
+// Only the full hourly rollup is stored: the slim daily one is rebuilt from
+// it on load. Big sections are split over several frames (maxChunk items) so
+// that neither writing nor reading needs one huge buffer.
+const (
+	snapMagic   = "apiusage snapshot"
+	snapVersion = 1
+	maxChunk    = 1 << 16
+)
+
+const (
+	frameHeaderKind = 'H'
+	frameDict       = 'D'
+	frameNames      = 'N'
+	frameKeys       = 'K'
+	frameIDs        = 'I'
+	frameTable      = 'T'
+	frameEnd        = 'E'
+)
+
+// snapshot is a consistent copy of the store's state, taken by the writer
+// between two group commits, written by another goroutine while the writer
+// goes on.
+type snapshot struct {
+	seg    uint64
+	at     int64
+	dict   []string // ids 1 and up
+	names  []nameAt
+	keys   []snapKey
+	ids    []fifoItem[idKey]
+	tables []snapTable
+}
+
+type snapKey struct {
+	key     string
+	at      int64
+	receipt apiusage.Receipt
+}
+
+type snapTable struct {
+	hour int64
+	keys []key
+	cnts []cnt
+}
+
+// cloneState copies the state for a snapshot numbered seg. It copies no
+// rollup rows: keys are append-only, so a prefix of the slice stays valid,
+// and each table is marked shared so that the writer copies its counters
+// before changing them (copy on write). The writer calls it between commits.
+//
+// It also drops the update indexes of days two or more before the newest:
+// they are rebuilt if a late event arrives.
+func (s *Store) cloneState(seg uint64, now int64) *snapshot {
+	snap := &snapshot{seg: seg, at: now}
+	snap.dict = s.dict.all()[1:s.logged]
+	for c, n := range s.st.names {
+		snap.names = append(snap.names, nameAt{client: c, name: n})
+	}
+	for _, it := range s.dd.keyQ.live() {
+		if e, ok := s.dd.keys[it.v]; ok && e.at == it.at && s.dd.live(it.at, now) {
+			snap.keys = append(snap.keys, snapKey{key: it.v, at: it.at, receipt: e.receipt})
+		}
+	}
+	for _, it := range s.dd.idQ.live() {
+		if at, ok := s.dd.ids[it.v]; ok && at == it.at && s.dd.live(it.at, now) {
+			snap.ids = append(snap.ids, it)
+		}
+	}
+	var newest int64
+	if n := len(s.st.days); n > 0 {
+		newest = s.st.days[n-1].day
+	}
+	for _, p := range s.st.days {
+		cold := p.day < newest-1
+		for h, t := range p.hours {
+			if t == nil {
+				continue
+			}
+			n := len(t.keys)
+			snap.tables = append(snap.tables, snapTable{hour: p.day*24 + int64(h), keys: t.keys[:n:n], cnts: t.cnts[:n:n]})
+			t.shared = true
+			if cold {
+				t.index = nil
+			}
+		}
+		if cold {
+			p.slim.index = nil
+		}
+	}
+	return snap
+}
+
+// write writes the snapshot durably: to a temporary file, fsynced, renamed
+// into place, and the directory fsynced, so that a crash leaves either the
+// old snapshot or the whole new one.
+func (snap *snapshot) write(dir string) (err error) {
+	path := filepath.Join(dir, snapName(snap.seg))
+	tmp := path + tmpSuffix
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	var buf []byte
+	var start int
+	frame := func(kind byte) { buf, start = beginFrame(buf[:0]); buf = append(buf, kind) }
+	flush := func() error {
+		buf = endFrame(buf, start)
+		_, err := w.Write(buf)
+		return err
+	}
+
+	frame(frameHeaderKind)
+	buf = putString(buf, snapMagic)
+	buf = putUvarint(buf, snapVersion)
+	buf = putUvarint(buf, snap.seg)
+	buf = putVarint(buf, snap.at)
+	if err := flush(); err != nil {
+		return err
+	}
+	for i := 0; i < len(snap.dict); i += maxChunk {
+		chunk := snap.dict[i:min(i+maxChunk, len(snap.dict))]
+		frame(frameDict)
+		buf = putUvarint(buf, uint64(i+1))
+		buf = putUvarint(buf, uint64(len(chunk)))
+		for _, s := range chunk {
+			buf = putString(buf, s)
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(snap.names); i += maxChunk {
+		chunk := snap.names[i:min(i+maxChunk, len(snap.names))]
+		frame(frameNames)
+		buf = putUvarint(buf, uint64(len(chunk)))
+		for _, n := range chunk {
+			buf = putUvarint(buf, uint64(n.client))
+			buf = putUvarint(buf, uint64(n.name))
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(snap.keys); i += maxChunk {
+		chunk := snap.keys[i:min(i+maxChunk, len(snap.keys))]
+		frame(frameKeys)
+		buf = putUvarint(buf, uint64(len(chunk)))
+		for _, k := range chunk {
+			buf = putVarint(buf, k.at)
+			buf = putString(buf, k.key)
+			buf = putUvarint(buf, uint64(k.receipt.Accepted))
+			buf = putUvarint(buf, uint64(k.receipt.Duplicates))
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < len(snap.ids); i += maxChunk {
+		chunk := snap.ids[i:min(i+maxChunk, len(snap.ids))]
+		frame(frameIDs)
+		buf = putUvarint(buf, uint64(len(chunk)))
+		for _, it := range chunk {
+			buf = putVarint(buf, it.at)
+			buf = putUvarint(buf, uint64(it.v.org))
+			buf = putString(buf, it.v.id)
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	for _, t := range snap.tables {
+		for i := 0; i < len(t.keys); i += maxChunk {
+			keys := t.keys[i:min(i+maxChunk, len(t.keys))]
+			frame(frameTable)
+			buf = putVarint(buf, t.hour)
+			buf = putUvarint(buf, uint64(len(keys)))
+			for _, k := range keys {
+				buf = putUvarint(buf, uint64(k.org))
+			}
+			for _, k := range keys {
+				buf = putUvarint(buf, uint64(k.client))
+			}
+			for _, k := range keys {
+				buf = putUvarint(buf, uint64(k.user))
+			}
+			for _, k := range keys {
+				buf = putUvarint(buf, uint64(k.tmpl))
+			}
+			for _, k := range keys {
+				buf = putUvarint(buf, uint64(k.method))
+			}
+			for _, c := range t.cnts[i : i+len(keys)] {
+				buf = putCnt(buf, c)
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	frame(frameEnd)
+	if err := flush(); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// loadSnapshot reads a snapshot into the empty store being recovered.
+// Unlike the WAL's tail, a snapshot must be whole: it was renamed into place
+// only after it was fsynced, so damage is an error, not a crash to forgive.
+func (s *Store) loadSnapshot(path string, now int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var buf []byte
+	seenHeader := false
+	for {
+		buf, err = readFrame(r, buf)
+		if err == io.EOF || errors.Is(err, errTorn) {
+			return fmt.Errorf("incomplete or corrupt snapshot")
+		}
+		if err != nil {
+			return err
+		}
+		d := decoder{b: buf}
+		kind := d.byte()
+		if !seenHeader && kind != frameHeaderKind {
+			return fmt.Errorf("no snapshot header")
+		}
+		switch kind {
+		case frameHeaderKind:
+			if d.string() != snapMagic || d.uvarint() != snapVersion {
+				return fmt.Errorf("not a snapshot of a known version")
+			}
+			d.uvarint() // the segment number, which the file name also has
+			d.varint()
+			seenHeader = true
+		case frameDict:
+			first := d.uvarint()
+			if d.err == nil && first != uint64(len(s.dict.strs)) {
+				return fmt.Errorf("dictionary entries out of order")
+			}
+			for range d.count(1) {
+				str := d.string()
+				if d.err == nil {
+					if s.dict.addLocked(str) != uint32(len(s.dict.strs)-1) {
+						return fmt.Errorf("dictionary string repeats")
+					}
+				}
+			}
+		case frameNames:
+			for range d.count(2) {
+				client, name := d.u32(), d.u32()
+				if d.err == nil && (client >= uint32(len(s.dict.strs)) || name >= uint32(len(s.dict.strs))) {
+					d.fail()
+				}
+				if d.err == nil {
+					s.st.names[client] = name
+				}
+			}
+		case frameKeys:
+			for range d.count(3) {
+				at, k := d.varint(), d.string()
+				r := apiusage.Receipt{Accepted: int(d.uvarint()), Duplicates: int(d.uvarint())}
+				if d.err == nil && s.dd.live(at, now) {
+					s.dd.addKey(k, r, at)
+				}
+			}
+		case frameIDs:
+			for range d.count(3) {
+				at, org, id := d.varint(), d.u32(), d.string()
+				if d.err == nil && s.dd.live(at, now) {
+					s.dd.addID(idKey{org: org, id: id}, at)
+				}
+			}
+		case frameTable:
+			s.loadTable(&d)
+		case frameEnd:
+			if len(d.b) != 0 {
+				d.fail()
+			}
+			if d.err != nil {
+				return d.err
+			}
+			s.logged = len(s.dict.strs)
+			for _, p := range s.st.days {
+				p.slim.index = nil // built again by the first write, if any
+			}
+			s.st.last = nil
+			return nil
+		default:
+			return fmt.Errorf("unknown frame kind %q", kind)
+		}
+		if d.err == nil && len(d.b) != 0 {
+			d.fail()
+		}
+		if d.err != nil {
+			return fmt.Errorf("frame %q: %w", kind, d.err)
+		}
+	}
+}
+
+// loadTable appends a 'T' frame's rows to their hour, without building the
+// hour's index, and adds them to the day's slim rollup.
+func (s *Store) loadTable(d *decoder) {
+	hour := d.varint()
+	n := d.count(7)
+	if d.err != nil {
+		return
+	}
+	keys := make([]key, n)
+	cols := []func(*key) *uint32{
+		func(k *key) *uint32 { return &k.org },
+		func(k *key) *uint32 { return &k.client },
+		func(k *key) *uint32 { return &k.user },
+		func(k *key) *uint32 { return &k.tmpl },
+		func(k *key) *uint32 { return &k.method },
+	}
+	nstr := uint32(len(s.dict.strs))
+	for _, col := range cols {
+		for i := range keys {
+			v := d.u32()
+			if v >= nstr {
+				d.fail()
+			}
+			*col(&keys[i]) = v
+		}
+	}
+	cnts := make([]cnt, n)
+	for i := range cnts {
+		cnts[i] = d.cnt()
+	}
+	if d.err != nil {
+		return
+	}
+	day := floorDiv(hour, 24)
+	p := s.st.part(day)
+	h := hour - day*24
+	t := p.hours[h]
+	if t == nil {
+		t = &table{keys: keys, cnts: cnts}
+		p.hours[h] = t
+	} else {
+		t.keys = append(t.keys, keys...)
+		t.cnts = append(t.cnts, cnts...)
+	}
+	for i, k := range keys {
+		k.user = 0
+		p.slim.add(k, cnts[i])
+	}
+}
+
+// startCheckpoint begins a checkpoint: it starts a new WAL segment, takes a
+// snapshot of the state, which holds every segment before the new one, and
+// writes it in the background. The writer goes on appending meanwhile.
+func (s *Store) startCheckpoint() {
+	next := s.seg + 1
+	f, err := openSegment(s.dir, next, 0)
+	if err != nil {
+		s.checkpointDone(fmt.Errorf("start WAL segment: %w", err))
+		return
+	}
+	s.wal.Close() // fsynced by its last commit
+	s.wal, s.seg, s.walOff = f, next, 0
+	s.ckCovered = s.walSize
+	snap := s.cloneState(next, s.now().UnixNano())
+	s.ckRunning = true
+	go func() { s.ckDone <- s.writeCheckpoint(snap) }()
+}
+
+// writeCheckpoint writes a snapshot and deletes what it makes redundant.
+func (s *Store) writeCheckpoint(snap *snapshot) error {
+	start := time.Now()
+	if err := snap.write(s.dir); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	s.m.checkpointSeconds.Observe(time.Since(start).Seconds())
+	s.log.Debug("checkpoint written", "snapshot", snapName(snap.seg), "tables", len(snap.tables),
+		"seconds", time.Since(start).Seconds())
+	if err := s.removeCovered(snap.seg); err != nil {
+		return fmt.Errorf("remove old WAL segments: %w", err)
+	}
+	return nil
+}
+
+// checkpointDone takes the outcome of a checkpoint. A failed one is logged
+// (the WAL still holds everything) and retried once the WAL has grown by
+// half its bound again.
+func (s *Store) checkpointDone(err error) {
+	if s.ckRunning {
+		s.ckRunning = false
+	}
+	if err != nil {
+		s.log.Error("checkpoint failed", "err", err)
+		s.m.checkpointErrors.Inc()
+		s.ckFailed = s.walSize
+		return
+	}
+	s.walSize -= s.ckCovered
+	s.ckCovered, s.ckFailed = 0, 0
+}
+
+// finalCheckpoint writes a snapshot of everything on Close, so that the next
+// Open replays no WAL. After a failed WAL write it writes none: the state then
+// remembers ids and keys of batches that were refused.
+func (s *Store) finalCheckpoint() error {
+	if s.broken != nil || s.walSize == 0 {
+		return s.wal.Close()
+	}
+	snap := s.cloneState(s.seg+1, s.now().UnixNano())
+	if err := s.writeCheckpoint(snap); err != nil {
+		s.wal.Close()
+		return fmt.Errorf("final checkpoint: %w", err)
+	}
+	return s.wal.Close()
+}

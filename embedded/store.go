@@ -1,0 +1,565 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/apiusage/apiusage"
+)
+
+var _ apiusage.Store = (*Store)(nil)
+
+// Options configure a Store. The zero value is ready to use.
+type Options struct {
+	// Logger receives recovery and checkpoint messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of the deduplication window; nil means time.Now.
+	Now func() time.Time
+	// DedupWindow is how long idempotency keys and event ids are
+	// remembered; 0 means 25 hours (the contract asks for at least 24).
+	DedupWindow time.Duration
+	// CheckpointBytes is the WAL size past which a snapshot is written and
+	// the WAL started anew; 0 means 64 MiB.
+	CheckpointBytes int64
+	// Registerer, when set, gets the store's histograms and counters.
+	Registerer prometheus.Registerer
+}
+
+// Defaults of Options.
+const (
+	DefaultDedupWindow     = 25 * time.Hour
+	DefaultCheckpointBytes = 64 << 20
+)
+
+// Bounds of group commit: how much one WAL write may carry. They bound the
+// latency a batch adds to the others of its group and the size of a record.
+const (
+	maxGroupBatches = 1024
+	maxGroupBytes   = 64 << 20
+	maxBatchBytes   = 256 << 20
+)
+
+// Store is the embedded usage store: hourly rollups in memory, made durable
+// by a write-ahead log and snapshots in one data directory. See the package
+// documentation for the formats.
+//
+// A Store is safe for concurrent use.
+type Store struct {
+	dir     string
+	log     *slog.Logger
+	now     func() time.Time
+	ckBytes int64
+	m       *metrics
+	dict    *dict
+	lock    *os.File // the data directory's lock, held while open
+
+	// mu guards st: queries read it, the writer goroutine changes it.
+	mu sync.RWMutex
+	st *state
+
+	// life guards closed; inflight counts Appends past the closed check, so
+	// that Close can wait for them before closing reqs.
+	life     sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+	reqs     chan *prepared
+	done     chan struct{} // closed when the writer has stopped
+	closeErr error         // the writer's final error, read after done
+
+	// Owned by the writer goroutine (and by Open before it starts).
+	dd        *dedup
+	wal       *os.File
+	seg       uint64 // number of the WAL segment being written
+	walOff    int64  // where the next record goes in it
+	walSize   int64  // bytes in segments no snapshot covers
+	logged    int    // dictionary entries written to the WAL or a snapshot
+	broken    error  // a failed WAL write: nothing more may be appended
+	buf       []byte
+	ckRunning bool
+	ckDone    chan error
+	ckFailed  int64 // walSize at the last failed checkpoint, to back off
+	ckCovered int64 // walSize the running checkpoint covers
+}
+
+// Open opens the usage store in dir, creating the directory when needed, and
+// recovers it: the newest snapshot, then every WAL record after it. A torn
+// record at the end of the WAL (a crash while writing it) is cut off, since
+// no Append it held was acknowledged.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.DedupWindow <= 0 {
+		opts.DedupWindow = DefaultDedupWindow
+	}
+	if opts.CheckpointBytes <= 0 {
+		opts.CheckpointBytes = DefaultCheckpointBytes
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	s := &Store{
+		dir:     dir,
+		log:     opts.Logger,
+		now:     opts.Now,
+		ckBytes: opts.CheckpointBytes,
+		m:       m,
+		dict:    newDict(),
+		lock:    lock,
+		st:      newState(),
+		dd:      newDedup(int64(opts.DedupWindow)),
+		logged:  1, // id 0, the empty string, is implicit
+		reqs:    make(chan *prepared, maxGroupBatches),
+		done:    make(chan struct{}),
+		ckDone:  make(chan error, 1),
+	}
+	if err := s.recover(); err != nil {
+		if s.wal != nil {
+			s.wal.Close()
+		}
+		lock.Close()
+		return nil, fmt.Errorf("recover %s: %w", dir, err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+// errClosed is returned by every method of a closed store.
+var errClosed = apiusage.Errorf(apiusage.CodeUnavailable, "the usage store is closed")
+
+// Append stores b durably: it returns once the WAL record holding b is
+// fsynced, and b is then visible to Query. Concurrent Appends share one
+// write and one fsync.
+//
+// A canceled context fails an Append that has not been written yet; once the
+// writer has taken it, Append waits for the outcome, so that an error always
+// means nothing was stored.
+func (s *Store) Append(ctx context.Context, b apiusage.Batch) (apiusage.Receipt, error) {
+	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return apiusage.Receipt{}, err
+	}
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return apiusage.Receipt{}, errClosed
+	}
+	s.inflight.Add(1)
+	s.life.RUnlock()
+	defer s.inflight.Done()
+
+	p, err := s.prepare(ctx, b)
+	if err != nil {
+		return apiusage.Receipt{}, err
+	}
+	select {
+	case s.reqs <- p:
+	case <-ctx.Done():
+		return apiusage.Receipt{}, ctx.Err()
+	}
+	err = <-p.done
+	if err != nil {
+		return apiusage.Receipt{}, err
+	}
+	s.m.appendSeconds.Observe(time.Since(start).Seconds())
+	return p.receipt, nil
+}
+
+// ClientNames returns the last name events gave each client that was given
+// one.
+func (s *Store) ClientNames(ctx context.Context) (map[string]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.isClosed() {
+		return nil, errClosed
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	strs := s.dict.all() // after s.mu: see Query
+	out := make(map[string]string, len(s.st.names))
+	for client, name := range s.st.names {
+		out[strs[client]] = strs[name]
+	}
+	return out, nil
+}
+
+func (s *Store) isClosed() bool {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	return s.closed
+}
+
+// Close waits for pending Appends, writes a final snapshot and releases the
+// data directory. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.life.Lock()
+	if s.closed {
+		s.life.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.life.Unlock()
+	s.inflight.Wait()
+	close(s.reqs)
+	<-s.done
+	return errors.Join(s.closeErr, s.lock.Close())
+}
+
+// rowKey is a rollup row of one hour.
+type rowKey struct {
+	hour int64
+	k    key
+}
+
+// idEvent is an event with an id: whether it counts is the writer's call.
+type idEvent struct {
+	id   string
+	rk   rowKey
+	c    cnt
+	name uint32 // the client name id it gives, 0 for none
+	pos  int    // its index in the batch, to find the last name given
+}
+
+// nameAt is a client name given by the event at pos of a batch.
+type nameAt struct {
+	client, name uint32
+	pos          int
+}
+
+// prepared is a batch turned into rollup deltas by its Append goroutine, so
+// that the single writer only decides ids and keys, encodes and applies.
+type prepared struct {
+	ctx      context.Context
+	key      string
+	accepted int
+	deltas   []delta
+	index    map[rowKey]int32
+	ids      []idEvent
+	names    []nameAt
+	size     int // an upper bound of its encoded size, dictionary included
+
+	// Set by the writer.
+	newIDs  []idKey
+	write    bool
+	answered bool
+	receipt  apiusage.Receipt
+	done    chan error
+}
+
+func (p *prepared) addDelta(rk rowKey, c cnt) {
+	if i, ok := p.index[rk]; ok {
+		p.deltas[i].c.add(c)
+		return
+	}
+	p.index[rk] = int32(len(p.deltas))
+	p.deltas = append(p.deltas, delta{hour: rk.hour, k: rk.k, c: c})
+}
+
+// prepare resolves the batch's strings to dictionary ids and aggregates the
+// events without an id into deltas. New strings get their ids here; the
+// writer logs them before any record that uses them.
+func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error) {
+	p := &prepared{
+		ctx:      ctx,
+		key:      b.IdempotencyKey,
+		accepted: len(b.Events),
+		index:    make(map[rowKey]int32),
+		done:     make(chan error, 1),
+	}
+	const fields = 6
+	ids := make([]uint32, fields*len(b.Events))
+	fieldsOf := func(e *apiusage.Event) [fields]string {
+		return [fields]string{e.OrganizationID, e.ClientID, e.UserID, e.TemplateURI, e.Method, e.ClientName}
+	}
+	const unknown = math.MaxUint32
+	missing := 0
+	s.dict.mu.RLock()
+	for i := range b.Events {
+		for j, f := range fieldsOf(&b.Events[i]) {
+			id, ok := s.dict.ids[f]
+			if !ok {
+				id = unknown
+				missing++
+			}
+			ids[i*fields+j] = id
+		}
+	}
+	s.dict.mu.RUnlock()
+	newBytes := 0
+	if missing > 0 {
+		s.dict.mu.Lock()
+		if len(s.dict.strs)+missing >= unknown {
+			s.dict.mu.Unlock()
+			return nil, errors.New("dictionary full")
+		}
+		for i := range b.Events {
+			for j, f := range fieldsOf(&b.Events[i]) {
+				if ids[i*fields+j] == unknown {
+					ids[i*fields+j] = s.dict.addLocked(f)
+					newBytes += len(f) + 10
+				}
+			}
+		}
+		s.dict.mu.Unlock()
+	}
+	var last map[uint32]nameAt
+	idBytes := 0
+	for i := range b.Events {
+		e := &b.Events[i]
+		f := ids[i*fields : (i+1)*fields]
+		rk := rowKey{hour: floorDiv(e.Time.Unix(), 3600), k: key{org: f[0], client: f[1], user: f[2], tmpl: f[3], method: f[4]}}
+		var c cnt
+		c.count(e.Status)
+		if e.ID != "" {
+			p.ids = append(p.ids, idEvent{id: e.ID, rk: rk, c: c, name: f[5], pos: i})
+			idBytes += len(e.ID) + 10
+			continue
+		}
+		p.addDelta(rk, c)
+		if f[5] != 0 {
+			if last == nil {
+				last = map[uint32]nameAt{}
+			}
+			last[f[1]] = nameAt{client: f[1], name: f[5], pos: i}
+		}
+	}
+	for _, n := range last {
+		p.names = append(p.names, n)
+	}
+	p.size = 64 + len(p.key) + newBytes + idBytes + 16*len(p.names) + 48*(len(p.deltas)+len(p.ids))
+	if p.size > maxBatchBytes {
+		return nil, apiusage.Errorf(apiusage.CodeTooLarge, "batch too large to store at once")
+	}
+	return p, nil
+}
+
+// writer is the only goroutine that writes the WAL and changes the state. It
+// takes every Append waiting, writes them as one record with one fsync
+// (group commit), applies them, and answers them; it checkpoints when the WAL
+// has grown past its bound.
+func (s *Store) writer() {
+	defer close(s.done)
+	group := make([]*prepared, 0, maxGroupBatches)
+	open := true
+	for open {
+		var p *prepared
+		select {
+		case p, open = <-s.reqs:
+		case err := <-s.ckDone:
+			s.checkpointDone(err)
+			continue
+		}
+		if !open {
+			break
+		}
+		group = append(group[:0], p)
+		size := p.size
+	drain:
+		for len(group) < maxGroupBatches && size < maxGroupBytes {
+			select {
+			case p, ok := <-s.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				group = append(group, p)
+				size += p.size
+			default:
+				break drain
+			}
+		}
+		s.commit(group)
+		clear(group)
+		if s.broken == nil && !s.ckRunning && s.walSize >= s.ckBytes && s.walSize-s.ckFailed >= s.ckBytes/2 {
+			s.startCheckpoint()
+		}
+	}
+	if s.ckRunning {
+		s.checkpointDone(<-s.ckDone)
+	}
+	s.closeErr = s.finalCheckpoint()
+}
+
+// commit writes a group of batches as one WAL record, fsyncs it, applies it
+// and answers every batch.
+func (s *Store) commit(group []*prepared) {
+	if s.broken != nil {
+		for _, p := range group {
+			p.done <- s.broken
+		}
+		return
+	}
+	now := s.now().UnixNano()
+	s.dd.expire(now)
+
+	buf, start := beginFrame(s.buf[:0])
+	buf = append(buf, recGroup)
+	buf = putVarint(buf, now)
+	strs := s.dict.all()
+	buf = putUvarint(buf, uint64(s.logged))
+	buf = putUvarint(buf, uint64(len(strs)-s.logged))
+	for _, str := range strs[s.logged:] {
+		buf = putString(buf, str)
+	}
+	written := 0
+	for _, p := range group {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- err
+			p.answered = true
+			continue
+		}
+		if !s.decide(p, now) {
+			continue
+		}
+		written++
+		buf = append(buf, secBatch)
+		buf = encodeBatch(buf, p)
+	}
+	buf = append(buf, secEnd)
+	buf = endFrame(buf, start)
+	s.buf = buf
+
+	if written > 0 || len(strs) > s.logged {
+		if err := s.writeWAL(buf); err != nil {
+			s.broken = fmt.Errorf("usage store stopped after a failed WAL write: %w", err)
+			s.log.Error("WAL write failed; appends are refused until restart", "err", err)
+			for _, p := range group {
+				if !p.answered {
+					p.done <- s.broken
+				}
+			}
+			return
+		}
+		s.logged = len(strs)
+	}
+
+	s.mu.Lock()
+	var events int
+	for _, p := range group {
+		if !p.write {
+			continue
+		}
+		for _, d := range p.deltas {
+			s.st.apply(d)
+			events += int(d.c.total)
+		}
+		for _, n := range p.names {
+			s.st.names[n.client] = n.name
+		}
+	}
+	s.mu.Unlock()
+	s.m.events.Add(float64(events))
+	s.m.flushBatches.Observe(float64(len(group)))
+
+	for _, p := range group {
+		if p.answered {
+			continue // canceled before the writer took it
+		}
+		if p.receipt.Replayed {
+			s.m.replays.Inc()
+		}
+		s.m.duplicates.Add(float64(p.receipt.Duplicates))
+		p.done <- nil
+	}
+}
+
+// decide settles a batch against what is remembered: a remembered key
+// replays its receipt; ids seen before do not count. It remembers the new key
+// and ids at once, so that later batches of the same group see them. It
+// reports whether the batch has anything to write.
+func (s *Store) decide(p *prepared, now int64) bool {
+	if p.key != "" {
+		if r, ok := s.dd.key(p.key, now); ok {
+			r.Replayed = true
+			p.receipt = r
+			return false
+		}
+	}
+	dups := 0
+	var late []nameAt
+	for i := range p.ids {
+		ie := &p.ids[i]
+		k := idKey{org: ie.rk.k.org, id: ie.id}
+		if s.dd.seen(k, now) {
+			dups++
+			continue
+		}
+		k.id = strings.Clone(k.id)
+		s.dd.addID(k, now)
+		p.newIDs = append(p.newIDs, k)
+		p.addDelta(ie.rk, ie.c)
+		if ie.name != 0 {
+			late = append(late, nameAt{client: ie.rk.k.client, name: ie.name, pos: ie.pos})
+		}
+	}
+	if len(late) > 0 {
+		p.names = mergeNames(p.names, late)
+	}
+	p.receipt = apiusage.Receipt{Accepted: p.accepted, Duplicates: dups}
+	if p.key != "" {
+		s.dd.addKey(strings.Clone(p.key), p.receipt, now)
+	}
+	p.write = p.key != "" || len(p.deltas) > 0 || len(p.newIDs) > 0 || len(p.names) > 0
+	return p.write
+}
+
+// mergeNames keeps, per client, the name given by the last event.
+func mergeNames(names, more []nameAt) []nameAt {
+	byClient := make(map[uint32]int, len(names))
+	for i, n := range names {
+		byClient[n.client] = i
+	}
+	for _, n := range more {
+		i, ok := byClient[n.client]
+		switch {
+		case !ok:
+			byClient[n.client] = len(names)
+			names = append(names, n)
+		case n.pos > names[i].pos:
+			names[i] = n
+		}
+	}
+	return names
+}
+
+// writeWAL appends a record to the current segment and fsyncs it. On failure
+// it tries to cut the segment back to where it was, so that a partial record
+// cannot be replayed after a restart.
+func (s *Store) writeWAL(rec []byte) error {
+	if _, err := s.wal.WriteAt(rec, s.walOff); err != nil {
+		s.wal.Truncate(s.walOff)
+		return err
+	}
+	start := time.Now()
+	if err := s.wal.Sync(); err != nil {
+		s.wal.Truncate(s.walOff)
+		return err
+	}
+	s.walOff += int64(len(rec))
+	s.m.fsyncSeconds.Observe(time.Since(start).Seconds())
+	s.m.flushBytes.Observe(float64(len(rec)))
+	s.m.walBytes.Add(float64(len(rec)))
+	s.walSize += int64(len(rec))
+	return nil
+}

@@ -1,0 +1,338 @@
+package embedded
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apiusage/apiusage"
+)
+
+// WAL record payloads. A record is one group commit:
+//
+//	byte    recGroup
+//	varint  at: the writer's clock (unix ns) when it decided the group
+//	uvarint first new dictionary id, uvarint count, that many strings
+//	then batches, each secBatch followed by:
+//	  string  idempotency key ("" for none); with a key, uvarint accepted,
+//	          uvarint duplicates (the receipt to replay)
+//	  uvarint n, n × (uvarint org id, string event id): ids now remembered
+//	  uvarint n, n × (uvarint client id, uvarint name id): client names
+//	  uvarint n, n × delta: varint hour (relative to the previous delta's),
+//	          uvarint org, client, user, template, method ids, counters
+//	and secEnd.
+//
+// Strings are uvarint length and bytes; counters are a bitmask byte and the
+// non-zero values as uvarints (putCnt). Records hold only decisions already
+// made (deduplicated deltas, remembered ids), so replay never decides again:
+// it cannot count differently from the run that wrote them.
+const (
+	recGroup = 1
+	secEnd   = 0
+	secBatch = 1
+)
+
+func encodeBatch(b []byte, p *prepared) []byte {
+	b = putString(b, p.key)
+	if p.key != "" {
+		b = putUvarint(b, uint64(p.receipt.Accepted))
+		b = putUvarint(b, uint64(p.receipt.Duplicates))
+	}
+	b = putUvarint(b, uint64(len(p.newIDs)))
+	for _, k := range p.newIDs {
+		b = putUvarint(b, uint64(k.org))
+		b = putString(b, k.id)
+	}
+	b = putUvarint(b, uint64(len(p.names)))
+	for _, n := range p.names {
+		b = putUvarint(b, uint64(n.client))
+		b = putUvarint(b, uint64(n.name))
+	}
+	b = putUvarint(b, uint64(len(p.deltas)))
+	var prev int64
+	for _, d := range p.deltas {
+		b = putVarint(b, d.hour-prev)
+		prev = d.hour
+		b = putUvarint(b, uint64(d.k.org))
+		b = putUvarint(b, uint64(d.k.client))
+		b = putUvarint(b, uint64(d.k.user))
+		b = putUvarint(b, uint64(d.k.tmpl))
+		b = putUvarint(b, uint64(d.k.method))
+		b = putCnt(b, d.c)
+	}
+	return b
+}
+
+// replayRecord applies one WAL record to the store being recovered.
+func (s *Store) replayRecord(payload []byte, now int64) error {
+	d := decoder{b: payload}
+	if d.byte() != recGroup {
+		return fmt.Errorf("unknown record type")
+	}
+	at := d.varint()
+	first := d.uvarint()
+	n := d.count(1)
+	if d.err != nil || first > uint64(len(s.dict.strs)) {
+		return fmt.Errorf("dictionary entries do not follow: first %d, have %d", first, len(s.dict.strs))
+	}
+	for i := range n {
+		str := d.string()
+		if id := first + uint64(i); d.err == nil && id >= uint64(len(s.dict.strs)) {
+			if s.dict.addLocked(str) != uint32(id) {
+				return fmt.Errorf("dictionary string %d repeats an earlier one", id)
+			}
+		}
+	}
+	s.logged = len(s.dict.strs)
+	nstr := uint32(len(s.dict.strs))
+	checkID := func(ids ...uint32) {
+		for _, id := range ids {
+			if id >= nstr {
+				d.fail()
+			}
+		}
+	}
+	for d.err == nil {
+		switch d.byte() {
+		case secEnd:
+			if len(d.b) != 0 {
+				d.fail()
+			}
+			return d.err
+		case secBatch:
+		default:
+			d.fail()
+			continue
+		}
+		ikey := d.string()
+		if ikey != "" {
+			r := apiusage.Receipt{Accepted: int(d.uvarint()), Duplicates: int(d.uvarint())}
+			if d.err == nil && s.dd.live(at, now) {
+				s.dd.addKey(ikey, r, at)
+			}
+		}
+		for range d.count(2) {
+			k := idKey{org: d.u32(), id: d.string()}
+			checkID(k.org)
+			if d.err == nil && s.dd.live(at, now) {
+				s.dd.addID(k, at)
+			}
+		}
+		for range d.count(2) {
+			client, name := d.u32(), d.u32()
+			checkID(client, name)
+			if d.err == nil {
+				s.st.names[client] = name
+			}
+		}
+		var hour int64
+		for range d.count(7) {
+			hour += d.varint()
+			k := key{org: d.u32(), client: d.u32(), user: d.u32(), tmpl: d.u32(), method: d.u32()}
+			c := d.cnt()
+			checkID(k.org, k.client, k.user, k.tmpl, k.method)
+			if d.err == nil {
+				s.st.apply(delta{hour: hour, k: k, c: c})
+			}
+		}
+	}
+	return d.err
+}
+
+// File names in the data directory. Numbers are zero-padded so that names
+// sort as numbers do. A snapshot numbered N holds everything in the WAL
+// segments numbered below N.
+const (
+	walPrefix  = "wal-"
+	walSuffix  = ".log"
+	snapPrefix = "snap-"
+	snapSuffix = ".bin"
+	tmpSuffix  = ".tmp"
+)
+
+func walName(seg uint64) string  { return fmt.Sprintf("%s%020d%s", walPrefix, seg, walSuffix) }
+func snapName(seg uint64) string { return fmt.Sprintf("%s%020d%s", snapPrefix, seg, snapSuffix) }
+
+func parseName(name, prefix, suffix string) (uint64, bool) {
+	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(name[len(prefix):len(name)-len(suffix)], 10, 64)
+	return n, err == nil
+}
+
+// recover loads the newest snapshot and replays the WAL segments after it,
+// then opens the last segment for appending.
+func (s *Store) recover() error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	var snaps, segs []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, tmpSuffix) {
+			// A snapshot that was never renamed into place: incomplete.
+			if err := os.Remove(filepath.Join(s.dir, name)); err != nil {
+				return err
+			}
+			continue
+		}
+		if n, ok := parseName(name, snapPrefix, snapSuffix); ok {
+			snaps = append(snaps, n)
+		}
+		if n, ok := parseName(name, walPrefix, walSuffix); ok {
+			segs = append(segs, n)
+		}
+	}
+	slices.Sort(snaps)
+	slices.Sort(segs)
+	now := s.now().UnixNano()
+
+	var base uint64
+	if len(snaps) > 0 {
+		base = snaps[len(snaps)-1]
+		if err := s.loadSnapshot(filepath.Join(s.dir, snapName(base)), now); err != nil {
+			return fmt.Errorf("load snapshot %s: %w", snapName(base), err)
+		}
+	}
+	// Files a crash left behind after the snapshot that covers them was
+	// written: they hold nothing new.
+	if err := s.removeCovered(base); err != nil {
+		return err
+	}
+	segs = slices.DeleteFunc(segs, func(n uint64) bool { return n < base })
+
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		valid, size, err := s.replaySegment(filepath.Join(s.dir, walName(seg)), now)
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", walName(seg), err)
+		}
+		if valid < size && !last {
+			return fmt.Errorf("replay %s: corrupt record at offset %d, and later segments exist", walName(seg), valid)
+		}
+		if valid < size {
+			s.log.Warn("cut a torn record off the end of the WAL", "segment", walName(seg), "offset", valid, "bytes", size-valid)
+		}
+		s.walSize += valid
+		if last {
+			s.seg, s.walOff = seg, valid
+		}
+	}
+	if len(segs) == 0 {
+		s.seg = base
+	}
+	if s.wal, err = openSegment(s.dir, s.seg, s.walOff); err != nil {
+		return err
+	}
+	s.dd.expire(now)
+	return nil
+}
+
+// replaySegment applies every valid record of a segment and returns where
+// the valid records end and the file's size.
+func (s *Store) replaySegment(path string, now int64) (valid, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var buf []byte
+	for {
+		buf, err = readFrame(r, buf)
+		if err == io.EOF {
+			return valid, st.Size(), nil
+		}
+		if errors.Is(err, errTorn) {
+			return valid, st.Size(), nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := s.replayRecord(buf, now); err != nil {
+			return 0, 0, fmt.Errorf("record at offset %d: %w", valid, err)
+		}
+		valid += int64(frameHeader + len(buf))
+	}
+}
+
+// openSegment opens (creating it if needed) a WAL segment for writing at
+// off, cutting off anything after it: a torn record.
+func openSegment(dir string, seg uint64, off int64) (*os.File, error) {
+	path := filepath.Join(dir, walName(seg))
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(off); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if os.IsNotExist(statErr) {
+		// The new name must be durable before records in it are
+		// acknowledged.
+		if err := syncDir(dir); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// removeCovered deletes the WAL segments and snapshots older than the
+// snapshot numbered base.
+func (s *Store) removeCovered(base uint64) error {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, e := range entries {
+		name := e.Name()
+		n, isWAL := parseName(name, walPrefix, walSuffix)
+		if !isWAL {
+			var isSnap bool
+			if n, isSnap = parseName(name, snapPrefix, snapSuffix); !isSnap {
+				continue
+			}
+		}
+		if n < base {
+			if err := os.Remove(filepath.Join(s.dir, name)); err != nil {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return syncDir(s.dir)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, making creations, renames and removals in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -99,9 +99,9 @@ type dayPart struct {
 // state is everything the store knows, guarded by Store.mu. Only the writer
 // goroutine (and Open, before it starts) changes it.
 type state struct {
-	days  []*dayPart          // sorted by day
-	names map[uint32]uint32   // client id → the last name id given
-	last  *dayPart            // the day last written: batches are mostly one day
+	days  []*dayPart        // sorted by day
+	names map[uint32]uint32 // client id → the last name id given
+	last  *dayPart          // the day last written: batches are mostly one day
 }
 
 func newState() *state { return &state{names: map[uint32]uint32{}} }

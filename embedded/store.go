@@ -260,11 +260,11 @@ type prepared struct {
 	size     int // an upper bound of its encoded size, dictionary included
 
 	// Set by the writer.
-	newIDs  []idKey
+	newIDs   []idKey
 	write    bool
 	answered bool
 	receipt  apiusage.Receipt
-	done    chan error
+	done     chan error
 }
 
 func (p *prepared) addDelta(rk rowKey, c cnt) {

@@ -177,7 +177,7 @@ func (s *Store) recover() error {
 	var snaps, segs []uint64
 	for _, e := range entries {
 		name := e.Name()
-		if strings.HasSuffix(name, tmpSuffix) {
+		if strings.HasPrefix(name, snapPrefix) && strings.HasSuffix(name, tmpSuffix) {
 			// A snapshot that was never renamed into place: incomplete.
 			if err := os.Remove(filepath.Join(s.dir, name)); err != nil {
 				return err

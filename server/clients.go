@@ -273,7 +273,10 @@ type clientPage struct {
 // handleListClients is GET /api/v2/oauth/clients.
 func (s *Server) handleListClients() apiFunc {
 	return func(r *http.Request, c *caller) (int, any, error) {
-		params := r.URL.Query()
+		params, err := queryParams(r)
+		if err != nil {
+			return 0, nil, err
+		}
 		size, number := defaultClientPageSize, 1
 		if v := params.Get("pageSize"); v != "" {
 			n, ok := parseSmallUint(v)

@@ -99,7 +99,11 @@ func (s *Server) handleClientQuery() apiFunc {
 // handleSummary is endpoint 7: the client query of the last days, by day.
 func (s *Server) handleSummary() apiFunc {
 	return func(r *http.Request, c *caller) (int, any, error) {
-		days, err := parseDays(r.URL.Query().Get("days"))
+		params, err := queryParams(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		days, err := parseDays(params.Get("days"))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -115,6 +119,16 @@ func (s *Server) handleSummary() apiFunc {
 		}
 		return s.startClientQuery(r.Context(), c, client.ID, q, iv)
 	}
+}
+
+// queryParams parses the request's query string; a malformed one is a 400
+// rather than parameters silently dropped.
+func queryParams(r *http.Request) (url.Values, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badRequest("malformed query string: %s", err.Error())
+	}
+	return v, nil
 }
 
 // parseDays parses the summary's days: a whole number from 1 to 366, 7 when
@@ -385,7 +399,10 @@ func (s *Server) handleClientQueryResults() apiFunc {
 // handleSimpleSearchResults is endpoint 4: one page of a simple search.
 func (s *Server) handleSimpleSearchResults() apiFunc {
 	return func(r *http.Request, c *caller) (int, any, error) {
-		params := r.URL.Query()
+		params, err := queryParams(r)
+		if err != nil {
+			return 0, nil, err
+		}
 		size := defaultPageSize
 		if v := params.Get("pageSize"); v != "" {
 			n, ok := parseSmallUint(v)

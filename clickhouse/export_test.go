@@ -1,0 +1,4 @@
+package clickhouse
+
+// Quote is quote, for the tests of package clickhouse_test.
+var Quote = quote

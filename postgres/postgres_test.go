@@ -1,0 +1,56 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/apiusage/apiusage/bench/baselinetest"
+	"github.com/apiusage/apiusage/postgres"
+)
+
+// TestBaselineMatchesOracle loads a small workload into a PostgreSQL of its
+// own and holds every query shape the benchmark asks, and more, to the
+// oracle.
+func TestBaselineMatchesOracle(t *testing.T) {
+	ctx := context.Background()
+	port, err := postgres.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// As root the server runs as the user postgres, which must reach it.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := postgres.StartServer(ctx, filepath.Join(dir, "pg"), port)
+	if errors.Is(err, postgres.ErrNotInstalled) {
+		t.Skip(err, "; scripts/bench installs it")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	b, err := postgres.Open(ctx, srv.DSN, "bench_test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if err := b.Create(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, events := baselinetest.Workload(t)
+	n, err := b.Load(ctx, bytes.NewReader(data))
+	if err != nil || n != int64(len(events)) {
+		t.Fatalf("Load = %d, %v; want %d rows", n, err, len(events))
+	}
+	if err := b.Index(ctx); err != nil {
+		t.Fatal(err)
+	}
+	baselinetest.Check(t, events, b.Query)
+}

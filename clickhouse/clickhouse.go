@@ -82,7 +82,7 @@ func (b *Baseline) Create(ctx context.Context) error {
 // insert once it is written, without an fsync.
 func (b *Baseline) Load(ctx context.Context, r io.Reader) error {
 	params := url.Values{
-		"date_time_input_format":          {"best_effort"},
+		"date_time_input_format":           {"best_effort"},
 		"input_format_skip_unknown_fields": {"1"},
 	}
 	_, err := b.exec(ctx, "INSERT INTO "+b.database+".events FORMAT JSONEachRow", r, params)

@@ -18,7 +18,7 @@ import (
 // and logs in one directory, listening on loopback only.
 type Server struct {
 	// URL is the base URL of its HTTP interface.
-	URL string
+	URL    string
 	cmd    *exec.Cmd
 	dir    string
 	log    *os.File

@@ -60,12 +60,13 @@ type ClientCreate struct {
 	Permissions []apiusage.Permission `json:"permissions"`
 }
 
-// ClientUpdate is the body of UpdateClient: the client's new name,
-// description and permissions, replacing the old ones.
+// ClientUpdate is the body of UpdateClient: the client's new name and
+// description, and its new permissions unless Permissions is nil. An empty,
+// non-nil list takes every permission away.
 type ClientUpdate struct {
 	Name        string                `json:"name"`
 	Description string                `json:"description"`
-	Permissions []apiusage.Permission `json:"permissions"`
+	Permissions []apiusage.Permission `json:"permissions,omitzero"`
 }
 
 // ClientPage is a page of ListClients.
@@ -185,9 +186,6 @@ func (c *Client) GetClient(ctx context.Context, clientID string) (*OAuthClient, 
 // UpdateClient replaces a client's name, description and permissions (PUT
 // /api/v2/oauth/clients/{clientId}).
 func (c *Client) UpdateClient(ctx context.Context, clientID string, body ClientUpdate) (*OAuthClient, error) {
-	if body.Permissions == nil {
-		body.Permissions = []apiusage.Permission{}
-	}
 	r, err := jsonRequest(http.MethodPut, "/api/v2/oauth/clients/"+escape(clientID), body)
 	if err != nil {
 		return nil, err

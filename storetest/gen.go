@@ -26,7 +26,11 @@ type Gen struct {
 	Statuses  []int
 	// Anchors are the instants events cluster around.
 	Anchors []time.Time
-	next    int
+	// Prefix starts every event id and idempotency key g makes.
+	Prefix string
+	next   int
+	keys   []string
+	old    []apiusage.Event
 }
 
 // NewGen returns a Gen seeded with seed.
@@ -120,7 +124,69 @@ func (g *Gen) Event() apiusage.Event {
 // ID returns a fresh event id.
 func (g *Gen) ID() string {
 	g.next++
-	return fmt.Sprintf("evt-%d", g.next)
+	return fmt.Sprintf("%sevt-%d", g.Prefix, g.next)
+}
+
+// Namespace prefixes g's organizations, clients, ids and keys with p, so
+// that the batches of several Gens never share an organization, a client, an
+// id or a key, and their effects (client names included) do not depend on
+// the order they are appended in.
+func (g *Gen) Namespace(p string) {
+	for i, org := range g.Orgs {
+		var clients []string
+		for _, c := range g.Clients[org] {
+			clients = append(clients, p+c)
+		}
+		delete(g.Clients, org)
+		g.Clients[p+org] = clients
+		g.Orgs[i] = p + org
+	}
+	g.Prefix = p
+}
+
+// Batches returns n random batches of sizes up to maxSize. Some batches carry
+// an idempotency key, some repeat a key of an earlier batch (of this or an
+// earlier call), some repeat ids of earlier events (in the same batch and
+// across batches), and the middle one is empty.
+func (g *Gen) Batches(n, maxSize int) []apiusage.Batch {
+	r := g.rng
+	var out []apiusage.Batch
+	for i := range n {
+		size := 1 + r.IntN(maxSize)
+		if i == n/2 {
+			size = 0
+		}
+		b := apiusage.Batch{Events: g.Events(size)}
+		for j := range b.Events {
+			if len(g.old) > 0 && r.IntN(15) == 0 {
+				// An event id seen before: counted once. Its other fields
+				// differ, which is how a store counting twice shows.
+				prev := g.old[r.IntN(len(g.old))]
+				b.Events[j].ID = prev.ID
+				b.Events[j].OrganizationID = prev.OrganizationID
+				b.Events[j].ClientID = prev.ClientID
+			}
+			if j > 0 && r.IntN(30) == 0 && b.Events[j-1].ID != "" {
+				b.Events[j].ID = b.Events[j-1].ID
+				b.Events[j].OrganizationID = b.Events[j-1].OrganizationID
+			}
+		}
+		switch {
+		case len(g.keys) > 0 && r.IntN(6) == 0:
+			b.IdempotencyKey = g.keys[r.IntN(len(g.keys))]
+		case r.IntN(2) == 0:
+			g.next++
+			b.IdempotencyKey = fmt.Sprintf("%skey-%d", g.Prefix, g.next)
+			g.keys = append(g.keys, b.IdempotencyKey)
+		}
+		for _, e := range b.Events {
+			if e.ID != "" {
+				g.old = append(g.old, e)
+			}
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // Events returns n random events; about a third carry a fresh id.

@@ -117,48 +117,12 @@ func FormatQuery(q apiusage.Query) string {
 	return b.String()
 }
 
-// RandomBatches appends n random batches of sizes up to maxSize to s,
-// checking every receipt against m. Some batches carry an idempotency key,
-// some repeat an earlier key, some repeat ids of earlier events (in the same
-// batch and across batches), and one is empty.
+// RandomBatches appends n batches of g.Batches to s, checking every receipt
+// against m.
 func RandomBatches(tb testing.TB, s apiusage.Store, m *Model, g *Gen, n, maxSize int) {
 	tb.Helper()
-	r := g.Rand()
-	var keys []string
-	var old []apiusage.Event
-	for i := range n {
-		size := 1 + r.IntN(maxSize)
-		if i == n/2 {
-			size = 0
-		}
-		b := apiusage.Batch{Events: g.Events(size)}
-		for j := range b.Events {
-			if len(old) > 0 && r.IntN(15) == 0 {
-				// An event id seen before: counted once. Its other fields
-				// differ, which is how a store counting twice shows.
-				prev := old[r.IntN(len(old))]
-				b.Events[j].ID = prev.ID
-				b.Events[j].OrganizationID = prev.OrganizationID
-				b.Events[j].ClientID = prev.ClientID
-			}
-			if j > 0 && r.IntN(30) == 0 && b.Events[j-1].ID != "" {
-				b.Events[j].ID = b.Events[j-1].ID
-				b.Events[j].OrganizationID = b.Events[j-1].OrganizationID
-			}
-		}
-		switch {
-		case len(keys) > 0 && r.IntN(6) == 0:
-			b.IdempotencyKey = keys[r.IntN(len(keys))]
-		case r.IntN(2) == 0:
-			b.IdempotencyKey = fmt.Sprintf("key-%d-%d", i, r.Uint32())
-			keys = append(keys, b.IdempotencyKey)
-		}
+	for _, b := range g.Batches(n, maxSize) {
 		AppendBatch(tb, s, m, b)
-		for _, e := range b.Events {
-			if e.ID != "" {
-				old = append(old, e)
-			}
-		}
 	}
 }
 
@@ -366,20 +330,13 @@ func testConcurrent(t *testing.T, s apiusage.Store) {
 	check.Orgs = nil
 	for w := range writers {
 		g := NewGen(uint64(100 + w))
-		for i := range g.Orgs {
-			org := fmt.Sprintf("w%d-%s", w, g.Orgs[i])
-			g.Clients[org] = g.Clients[g.Orgs[i]]
-			check.Clients[org] = g.Clients[org]
-			check.Orgs = append(check.Orgs, org)
-			g.Orgs[i] = org
-		}
+		g.Namespace(fmt.Sprintf("w%d-", w))
+		check.Orgs = append(check.Orgs, g.Orgs...)
+		maps.Copy(check.Clients, g.Clients)
 		for i := range batches {
 			b := apiusage.Batch{Events: g.Events(size)}
 			for j := range b.Events {
 				b.Events[j].ClientName = "" // the last name would depend on timing
-				if b.Events[j].ID != "" {
-					b.Events[j].ID = fmt.Sprintf("w%d-%s", w, b.Events[j].ID)
-				}
 			}
 			if i%3 == 0 {
 				b.IdempotencyKey = fmt.Sprintf("w%d-%d", w, i)

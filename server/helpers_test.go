@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -412,6 +411,11 @@ func event(org, client, name, method, tmpl string, day, hour, status int) apiusa
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
-var _ = fmt.Sprintf
+func openDirectory(t *testing.T) apiusage.Directory {
+	t.Helper()
+	d, err := embedded.OpenDirectory(t.TempDir() + "/directory.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -1,0 +1,121 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+	"github.com/apiusage/apiusage/server"
+)
+
+func TestExecutionLifecycle(t *testing.T) {
+	e := newEnv(t)
+	a := e.newTenant("Acme")
+	e.ingest(a.admin, []apiusage.Event{event(a.id, "c", "", "GET", "t", 20, 1, 200)})
+	q := map[string]any{"interval": "2026-11-20/2026-11-21"}
+
+	t.Run("Running, then Complete", func(t *testing.T) {
+		release := e.store.hold()
+		defer release()
+		uri := e.start(a.admin, "/api/v2/usage/query", q)
+		res := e.do(request{method: "GET", path: uri, token: a.admin})
+		if res.status != 200 || string(res.body) != `{"queryStatus":"Running"}`+"\n" {
+			t.Fatalf("while running: %d %s, want 200 {\"queryStatus\":\"Running\"}", res.status, res.body)
+		}
+		release()
+		if got := rows(t, e.wait(a.admin, uri)); len(got) != 1 || got[0]["requests"] != float64(1) {
+			t.Fatalf("rows %v, want one row of one request", got)
+		}
+	})
+	t.Run("a store error fails the execution", func(t *testing.T) {
+		e.store.fail.Store(true)
+		defer e.store.fail.Store(false)
+		for _, path := range []string{"/api/v2/usage/query", "/api/v2/usage/simplesearch"} {
+			uri := e.start(a.admin, path, q)
+			body := e.wait(a.admin, uri)
+			if body["queryStatus"] != "Failed" {
+				t.Fatalf("%s: %v, want Failed", path, body)
+			}
+			if res, ok := body["results"].([]any); !ok || len(res) != 0 {
+				t.Fatalf("%s: results %v, want an empty array", path, body["results"])
+			}
+		}
+		if !strings.Contains(e.logs.String(), "injected store fault") {
+			t.Fatal("the store error is not in the log")
+		}
+	})
+	t.Run("results expire after ResultTTL", func(t *testing.T) {
+		uri := e.start(a.admin, "/api/v2/usage/query", q)
+		e.wait(a.admin, uri)
+		e.clock.Advance(59 * time.Minute)
+		fresh := e.login(a.adminID, a.adminSecret)
+		e.call(http.StatusOK, "GET", uri, fresh, nil)
+		e.clock.Advance(2 * time.Minute)
+		checkError(t, e.do(request{method: "GET", path: uri, token: fresh}), 404, apiusage.CodeNotFound)
+	})
+}
+
+func TestRunningCapPerOrganization(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.MaxRunningPerOrg = 2 })
+	a, b := e.newTenant("Acme"), e.newTenant("Bravo")
+	q := map[string]any{"interval": "2026-11-20/2026-11-21"}
+	release := e.store.hold()
+	defer release()
+	first := e.start(a.admin, "/api/v2/usage/query", q)
+	second := e.start(a.admin, "/api/v2/usage/simplesearch", q)
+	res := e.do(request{method: "GET", path: "/api/v2/oauth/clients/" + a.adminID + "/usage/summary", token: a.admin})
+	checkError(t, res, http.StatusTooManyRequests, apiusage.CodeTooManyRequests)
+	if ra := res.header.Get("Retry-After"); ra == "" {
+		t.Fatal("a 429 without Retry-After")
+	}
+	// Another organization is not held back by A's queries.
+	other := e.start(b.admin, "/api/v2/usage/query", q)
+	release()
+	for _, uri := range []string{first, second} {
+		e.wait(a.admin, uri)
+	}
+	e.wait(b.admin, other)
+	e.start(a.admin, "/api/v2/usage/query", q)
+}
+
+func TestClose(t *testing.T) {
+	e := newEnv(t)
+	a := e.newTenant("Acme")
+	q := map[string]any{"interval": "2026-11-20/2026-11-21"}
+	release := e.store.hold()
+	uri := e.start(a.admin, "/api/v2/usage/query", q)
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		closed <- e.srv.Close(ctx)
+	}()
+	// Close refuses new work at once, while the held query still runs.
+	for i := 0; ; i++ {
+		res := e.do(request{method: "POST", path: "/api/v2/usage/query", token: a.admin, body: q})
+		if res.status == http.StatusServiceUnavailable {
+			checkError(t, res, http.StatusServiceUnavailable, apiusage.CodeUnavailable)
+			break
+		}
+		if res.status != http.StatusAccepted || i > 1000 {
+			t.Fatalf("during Close: status %d (%s), want 202 until Close starts, then 503", res.status, res.body)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	checkError(t, e.do(request{method: "GET", path: "/healthz"}), http.StatusServiceUnavailable, apiusage.CodeUnavailable)
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned %v while a query was still held", err)
+	default:
+	}
+	release()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if body := e.call(http.StatusOK, "GET", uri, a.admin, nil); body["queryStatus"] != "Complete" {
+		t.Fatalf("the query running at Close: %v, want Complete", body)
+	}
+}

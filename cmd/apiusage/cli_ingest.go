@@ -238,7 +238,11 @@ func (c *cli) ingestFile(ctx context.Context, cl *client.Client, o ingestOptions
 			}
 			st.Invalid++
 			if st.Invalid <= maxInvalidShown {
-				fmt.Fprintf(c.stderr, "%s:%d: %v\n", name, rec.line, strings.ReplaceAll(bad.Error(), "\n", "; "))
+				msg := bad.Error()
+				if apiusage.ErrorCode(bad.err) == apiusage.CodeBadRequest {
+					msg = apiusage.ErrorMessage(bad.err) // without the code
+				}
+				fmt.Fprintf(c.stderr, "%s:%d: %s\n", name, rec.line, strings.ReplaceAll(msg, "\n", "; "))
 			} else if st.Invalid == maxInvalidShown+1 {
 				fmt.Fprintf(c.stderr, "%s: more invalid events; only counting them from here\n", name)
 			}

@@ -48,12 +48,13 @@ type intervalFlags struct {
 func (f *intervalFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.interval, "interval", "", "ISO-8601 interval, e.g. 2026-01-01/2026-02-01 or P7D/2026-02-01")
 	cmd.Flags().StringVar(&f.last, "last", "", "interval ending now, e.g. 12h, 7d, 2w (instead of --interval)")
-	cmd.MarkFlagsMutuallyExclusive("interval", "last")
 }
 
 // value returns the interval the flags give.
 func (f *intervalFlags) value(now time.Time) (string, error) {
 	switch {
+	case f.last != "" && f.interval != "":
+		return "", usageError{errors.New("--interval and --last exclude each other")}
 	case f.last != "":
 		d, err := parseLast(f.last)
 		if err != nil {

@@ -139,6 +139,14 @@ func (st *state) part(day int64) *dayPart {
 // apply adds a delta to the full rollup of its hour and the slim rollup of its
 // day.
 func (st *state) apply(d delta) {
+	st.addHour(d)
+	d.hour = floorDiv(d.hour, 24)
+	d.k.user = 0
+	st.addDay(d)
+}
+
+// addHour adds a delta to the full rollup of its hour only.
+func (st *state) addHour(d delta) {
 	day := floorDiv(d.hour, 24)
 	p := st.part(day)
 	h := d.hour - day*24
@@ -148,9 +156,12 @@ func (st *state) apply(d delta) {
 		p.hours[h] = t
 	}
 	t.add(d.k, d.c)
-	slim := d.k
-	slim.user = 0
-	p.slim.add(slim, d.c)
+}
+
+// addDay adds a delta whose hour field is a day, and whose user is 0, to the
+// slim rollup of that day only.
+func (st *state) addDay(d delta) {
+	st.part(d.hour).slim.add(d.k, d.c)
 }
 
 // delta is a change to one row of one hour.

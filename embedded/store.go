@@ -255,9 +255,13 @@ type prepared struct {
 	accepted int
 	deltas   []delta
 	index    map[rowKey]int32
-	ids      []idEvent
-	names    []nameAt
-	size     int // an upper bound of its encoded size, dictionary included
+	// slim are the deltas of the slim daily rollup; their hour field is
+	// the day.
+	slim      []delta
+	slimIndex map[rowKey]int32
+	ids       []idEvent
+	names     []nameAt
+	size      int // an upper bound of its encoded size, dictionary included
 
 	// Set by the writer.
 	newIDs   []idKey
@@ -267,13 +271,25 @@ type prepared struct {
 	done     chan error
 }
 
+// addDelta adds c to the batch's delta of the hourly row rk and to its delta
+// of the slim daily row. Aggregating the slim deltas here, in the Append
+// goroutines, leaves the single writer one update of the (large, cache-cold)
+// daily table per distinct slim row instead of one per hourly row.
 func (p *prepared) addDelta(rk rowKey, c cnt) {
 	if i, ok := p.index[rk]; ok {
 		p.deltas[i].c.add(c)
-		return
+	} else {
+		p.index[rk] = int32(len(p.deltas))
+		p.deltas = append(p.deltas, delta{hour: rk.hour, k: rk.k, c: c})
 	}
-	p.index[rk] = int32(len(p.deltas))
-	p.deltas = append(p.deltas, delta{hour: rk.hour, k: rk.k, c: c})
+	sk := rowKey{hour: floorDiv(rk.hour, 24), k: rk.k}
+	sk.k.user = 0
+	if i, ok := p.slimIndex[sk]; ok {
+		p.slim[i].c.add(c)
+	} else {
+		p.slimIndex[sk] = int32(len(p.slim))
+		p.slim = append(p.slim, delta{hour: sk.hour, k: sk.k, c: c})
+	}
 }
 
 // prepare resolves the batch's strings to dictionary ids and aggregates the
@@ -281,11 +297,12 @@ func (p *prepared) addDelta(rk rowKey, c cnt) {
 // writer logs them before any record that uses them.
 func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error) {
 	p := &prepared{
-		ctx:      ctx,
-		key:      b.IdempotencyKey,
-		accepted: len(b.Events),
-		index:    make(map[rowKey]int32),
-		done:     make(chan error, 1),
+		ctx:       ctx,
+		key:       b.IdempotencyKey,
+		accepted:  len(b.Events),
+		index:     make(map[rowKey]int32, len(b.Events)/4),
+		slimIndex: make(map[rowKey]int32, len(b.Events)/8),
+		done:      make(chan error, 1),
 	}
 	const fields = 6
 	ids := make([]uint32, fields*len(b.Events))
@@ -293,14 +310,32 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 		return [fields]string{e.OrganizationID, e.ClientID, e.UserID, e.TemplateURI, e.Method, e.ClientName}
 	}
 	const unknown = math.MaxUint32
+	// Neighbouring events mostly share their organization, client, template
+	// and method, and many have no user or name: remembering each field's
+	// last value skips most dictionary lookups, which dominate this loop.
+	type memo struct {
+		s  string
+		id uint32
+	}
+	var lastSeen [fields]memo
 	missing := 0
 	s.dict.mu.RLock()
 	for i := range b.Events {
 		for j, f := range fieldsOf(&b.Events[i]) {
-			id, ok := s.dict.ids[f]
-			if !ok {
-				id = unknown
-				missing++
+			var id uint32
+			switch {
+			case f == "":
+				id = 0
+			case f == lastSeen[j].s:
+				id = lastSeen[j].id
+			default:
+				var ok bool
+				if id, ok = s.dict.ids[f]; !ok {
+					id = unknown
+					missing++
+				} else {
+					lastSeen[j] = memo{f, id}
+				}
 			}
 			ids[i*fields+j] = id
 		}
@@ -316,8 +351,11 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 		for i := range b.Events {
 			for j, f := range fieldsOf(&b.Events[i]) {
 				if ids[i*fields+j] == unknown {
+					n := len(s.dict.strs)
 					ids[i*fields+j] = s.dict.addLocked(f)
-					newBytes += len(f) + 10
+					if len(s.dict.strs) > n {
+						newBytes += len(f) + 10
+					}
 				}
 			}
 		}
@@ -460,13 +498,7 @@ func (s *Store) commit(group []*prepared) {
 		if !p.write {
 			continue
 		}
-		for _, d := range p.deltas {
-			s.st.apply(d)
-			events += int(d.c.total)
-		}
-		for _, n := range p.names {
-			s.st.names[n.client] = n.name
-		}
+		events += s.st.applyPrepared(p)
 	}
 	s.mu.Unlock()
 	s.m.events.Add(float64(events))
@@ -482,6 +514,23 @@ func (s *Store) commit(group []*prepared) {
 		s.m.duplicates.Add(float64(p.receipt.Duplicates))
 		p.done <- nil
 	}
+}
+
+// applyPrepared applies a batch's deltas and names and returns how many
+// events it counted.
+func (st *state) applyPrepared(p *prepared) int {
+	events := 0
+	for _, d := range p.deltas {
+		st.addHour(d)
+		events += int(d.c.total)
+	}
+	for _, d := range p.slim {
+		st.addDay(d)
+	}
+	for _, n := range p.names {
+		st.names[n.client] = n.name
+	}
+	return events
 }
 
 // decide settles a batch against what is remembered: a remembered key

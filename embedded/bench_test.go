@@ -1,0 +1,226 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+)
+
+// workload makes events shaped like real API traffic: a few organizations,
+// clients and templates used with a skew (a Zipf law: some are far more
+// common than others), many users, mostly 2xx.
+type workload struct {
+	rng                    *rand.Rand
+	client, tmpl, user     *rand.Zipf
+	orgs, clients, users   []string
+	tmpls, methods         []string
+	statuses               []int
+	start                  time.Time
+	perHour, eventsCounter int
+}
+
+func newWorkload(seed uint64, perHour int) *workload {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	w := &workload{
+		rng:      rng,
+		client:   rand.NewZipf(rng, 1.2, 1, 199),
+		tmpl:     rand.NewZipf(rng, 1.1, 1, 299),
+		user:     rand.NewZipf(rng, 1.05, 1, 19999),
+		methods:  []string{"GET", "GET", "GET", "POST", "PUT", "DELETE", "PATCH"},
+		statuses: []int{200, 200, 200, 200, 200, 200, 201, 204, 304, 400, 401, 404, 429, 500, 503},
+		start:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		perHour:  perHour,
+	}
+	for i := range 10 {
+		w.orgs = append(w.orgs, fmt.Sprintf("org-%d", i))
+	}
+	for i := range 200 {
+		w.clients = append(w.clients, fmt.Sprintf("client-%04d", i))
+	}
+	for i := range 300 {
+		w.tmpls = append(w.tmpls, fmt.Sprintf("api/v2/resource%d/{id}/sub%d", i/10, i%10))
+	}
+	for i := range 20000 {
+		w.users = append(w.users, fmt.Sprintf("user-%05d", i))
+	}
+	return w
+}
+
+// event returns the next event; time advances so that perHour events fill
+// each hour.
+func (w *workload) event() apiusage.Event {
+	n := w.eventsCounter
+	w.eventsCounter++
+	at := w.start.Add(time.Duration(n) * time.Hour / time.Duration(w.perHour))
+	c := int(w.client.Uint64())
+	e := apiusage.Event{
+		Time:           at,
+		OrganizationID: w.orgs[c%len(w.orgs)],
+		ClientID:       w.clients[c],
+		TemplateURI:    w.tmpls[(int(w.tmpl.Uint64())+c)%len(w.tmpls)],
+		Method:         w.methods[w.rng.IntN(len(w.methods))],
+		Status:         w.statuses[w.rng.IntN(len(w.statuses))],
+	}
+	if w.rng.IntN(3) > 0 {
+		e.UserID = w.users[w.user.Uint64()]
+	}
+	return e
+}
+
+func (w *workload) batch(n int) apiusage.Batch {
+	b := apiusage.Batch{Events: make([]apiusage.Event, n)}
+	for i := range b.Events {
+		b.Events[i] = w.event()
+	}
+	return b
+}
+
+// BenchmarkRollupUpdate measures what one event costs the rollups: turning a
+// batch into deltas (its Append goroutine's share) and applying them (the
+// writer's), without the WAL.
+func BenchmarkRollupUpdate(b *testing.B) {
+	s := openTest(b, "", Options{})
+	w := newWorkload(1, 50_000)
+	batches := make([]apiusage.Batch, 64)
+	for i := range batches {
+		batches[i] = w.batch(1000)
+	}
+	b.ResetTimer()
+	b.ReportAllocs()
+	events := 0
+	for i := 0; b.Loop(); i++ {
+		p, err := s.prepare(context.Background(), batches[i%len(batches)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.st.applyPrepared(p)
+		events += len(batches[i%len(batches)].Events)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events), "ns/event")
+}
+
+// BenchmarkAppend measures durable appends of 1000-event batches: one writer
+// at a time, and many at once sharing fsyncs (group commit).
+func BenchmarkAppend(b *testing.B) {
+	for _, writers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s := openTest(b, "", Options{})
+			var mu sync.Mutex
+			w := newWorkload(2, 200_000)
+			batches := make([]apiusage.Batch, 256)
+			for i := range batches {
+				batches[i] = w.batch(1000)
+			}
+			next := 0
+			b.SetParallelism(writers)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					mu.Lock()
+					batch := batches[next%len(batches)]
+					next++
+					mu.Unlock()
+					if _, err := s.Append(context.Background(), batch); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// queryFixture is a store holding days of traffic at perHour events an hour,
+// built once per size: building it is the slow part.
+var queryFixtures sync.Map
+
+func queryFixture(b *testing.B, days, perHour int) *Store {
+	b.Helper()
+	k := [2]int{days, perHour}
+	if s, ok := queryFixtures.Load(k); ok {
+		return s.(*Store)
+	}
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := newWorkload(3, perHour)
+	total := days * 24 * perHour
+	for n := 0; n < total; n += 10_000 {
+		p, err := s.prepare(context.Background(), w.batch(min(10_000, total-n)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.st.applyPrepared(p)
+	}
+	queryFixtures.Store(k, s)
+	return s
+}
+
+// BenchmarkQuery measures queries over a rollup of days of traffic: the
+// common one (whole days, grouped by client, template and method at Day,
+// answered from the slim daily rollup), one grouped by user (the hourly
+// rollup), and one whose interval cuts days (both).
+func BenchmarkQuery(b *testing.B) {
+	const days, perHour = 90, 20_000 // 43 million events
+	s := queryFixture(b, days, perHour)
+	full, slim := 0, 0
+	for _, p := range s.st.days {
+		slim += len(p.slim.keys)
+		for _, t := range p.hours {
+			if t != nil {
+				full += len(t.keys)
+			}
+		}
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		q    apiusage.Query
+	}{
+		{"days/client,template,method", apiusage.Query{
+			Interval:    apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},
+			Granularity: apiusage.GranularityDay,
+			GroupBy:     []apiusage.Dimension{apiusage.DimClient, apiusage.DimTemplateURI, apiusage.DimMethod},
+		}},
+		{"days/client/one org", apiusage.Query{
+			Interval:       apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},
+			Granularity:    apiusage.GranularityMonth,
+			GroupBy:        []apiusage.Dimension{apiusage.DimClient},
+			OrganizationID: "org-3",
+		}},
+		{"week/user", apiusage.Query{
+			Interval:    apiusage.Interval{Start: start, End: start.AddDate(0, 0, 7)},
+			Granularity: apiusage.GranularityDay,
+			GroupBy:     []apiusage.Dimension{apiusage.DimUser},
+		}},
+		{"unaligned/client,method", apiusage.Query{
+			Interval:    apiusage.Interval{Start: start.Add(90 * time.Minute), End: start.AddDate(0, 0, days).Add(-90 * time.Minute)},
+			Granularity: apiusage.GranularityWeek,
+			GroupBy:     []apiusage.Dimension{apiusage.DimClient, apiusage.DimMethod},
+		}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			rows := 0
+			for b.Loop() {
+				r, err := s.Query(context.Background(), c.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows = len(r)
+			}
+			b.ReportMetric(float64(rows), "rows")
+			b.ReportMetric(float64(full), "hourly-rows")
+			b.ReportMetric(float64(slim), "daily-rows")
+		})
+	}
+}

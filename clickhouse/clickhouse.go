@@ -432,3 +432,9 @@ func (b *Baseline) stream(ctx context.Context, query string, body io.Reader, par
 // ErrNotInstalled is returned by StartServer when clickhouse-server is not
 // on the PATH.
 var ErrNotInstalled = errors.New("clickhouse-server is not installed (apt-get install clickhouse-server)")
+
+// Version returns the server's version.
+func (b *Baseline) Version(ctx context.Context) (string, error) {
+	out, err := b.exec(ctx, "SELECT version()", nil, nil)
+	return strings.TrimSpace(string(out)), err
+}

@@ -292,3 +292,10 @@ func column(d apiusage.Dimension) string {
 	}
 	panic("postgres: unknown dimension " + string(d))
 }
+
+// Version returns the server's version number.
+func (b *Baseline) Version(ctx context.Context) (string, error) {
+	var v string
+	err := b.pool.QueryRow(ctx, "SHOW server_version").Scan(&v)
+	return v, err
+}

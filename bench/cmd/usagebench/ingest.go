@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ingestResult is what posting a file to apiusage did.
+type ingestResult struct {
+	Events, Batches int64
+	// Acked and AckedWatched count the events of 2xx batches (of the
+	// watched organization); Sent and SentWatched every batch posted.
+	Acked, AckedWatched int64
+	Sent, SentWatched   int64
+	Elapsed             time.Duration
+}
+
+// ingestFile posts the NDJSON file, renamed by rw, in batches of batchSize
+// events from posters concurrent connections, and stops at the first error,
+// or when ctx ends, or after limit events (0: all). When progress is not
+// nil, it counts the acknowledged events as they are.
+func ingestFile(ctx context.Context, a *api, path string, rw *rewriter, batchSize, posters int, limit int64, progress *atomic.Int64) (ingestResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	bt := newBatcher(f, rw, batchSize)
+	pool := sync.Pool{New: func() any { return &batch{body: make([]byte, 0, batchSize*400)} }}
+	work := make(chan *batch, posters*2)
+	var (
+		res      ingestResult
+		firstErr error
+		errOnce  sync.Once
+		wg       sync.WaitGroup
+		acked    atomic.Int64
+		ackedW   atomic.Int64
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	began := time.Now()
+	for range posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				if ctx.Err() == nil {
+					if err := a.ingest(ctx, b.body); err != nil {
+						fail(err)
+					} else {
+						acked.Add(int64(b.events))
+						ackedW.Add(int64(b.watched))
+						if progress != nil {
+							progress.Add(int64(b.events))
+						}
+					}
+				}
+				pool.Put(b)
+			}
+		}()
+	}
+	for ctx.Err() == nil && (limit == 0 || res.Sent < limit) {
+		b := pool.Get().(*batch)
+		err := bt.next(b)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			fail(fmt.Errorf("read %s: %w", path, err))
+			break
+		}
+		res.Sent += int64(b.events)
+		res.SentWatched += int64(b.watched)
+		res.Batches++
+		select {
+		case work <- b:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	res.Elapsed = time.Since(began)
+	res.Acked, res.AckedWatched = acked.Load(), ackedW.Load()
+	res.Events = res.Acked
+	return res, firstErr
+}

@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+)
+
+func TestSummarize(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range ns {
+			out = append(out, time.Duration(n)*time.Millisecond)
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = 100 - i // 100..1, unsorted
+	}
+	tests := []struct {
+		name string
+		in   []time.Duration
+		want summary
+	}{
+		{"empty", nil, summary{}},
+		{"one", ms(7), summary{N: 1, Median: 7 * time.Millisecond, P99: 7 * time.Millisecond, Min: 7 * time.Millisecond, Max: 7 * time.Millisecond}},
+		{"p99 of few runs is the max", ms(5, 1, 3, 2, 4), summary{N: 5, Median: 3 * time.Millisecond, P99: 5 * time.Millisecond, Min: time.Millisecond, Max: 5 * time.Millisecond}},
+		{"even count takes the lower middle", ms(4, 1, 3, 2), summary{N: 4, Median: 2 * time.Millisecond, P99: 4 * time.Millisecond, Min: time.Millisecond, Max: 4 * time.Millisecond}},
+		{"hundred", ms(hundred...), summary{N: 100, Median: 50 * time.Millisecond, P99: 99 * time.Millisecond, Min: time.Millisecond, Max: 100 * time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := summarize(tt.in); got != tt.want {
+				t.Fatalf("summarize = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// The command name holds a space and a parenthesis, as it may.
+	line := []byte("1234 (api usage) x) S 1 1234 1234 0 -1 4194560 5000 0 0 0 250 130 0 0 20 0 12 0 100 0 0\n")
+	got, err := parseStatCPU(line)
+	if want := 3800 * time.Millisecond; err != nil || got != want {
+		t.Fatalf("parseStatCPU = %v, %v; want %v", got, err, want)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Fatal("parseStatCPU(garbage) succeeded")
+	}
+}
+
+func TestParseStatusMemory(t *testing.T) {
+	status := []byte("Name:\tapiusage\nVmPeak:\t 2000 kB\nVmHWM:\t  300 kB\nVmRSS:\t  200 kB\n")
+	rss, peak, err := parseStatusMemory(status)
+	if err != nil || rss != 200<<10 || peak != 300<<10 {
+		t.Fatalf("parseStatusMemory = %d, %d, %v; want %d, %d", rss, peak, err, 200<<10, 300<<10)
+	}
+	if _, _, err := parseStatusMemory([]byte("Name:\tx\n")); err == nil {
+		t.Fatal("parseStatusMemory without VmRSS succeeded")
+	}
+}
+
+func TestRewriterRenamesOrganizationsAndClients(t *testing.T) {
+	rw := &rewriter{
+		orgs:    map[string]string{"o1": "ORG-ONE-LONGER", "o2": "O2"},
+		clients: map[string]string{"c1": "C"},
+		watch:   "ORG-ONE-LONGER",
+	}
+	tests := []struct {
+		in, want string
+		watched  bool
+	}{
+		{`{"timestamp":"t","organizationId":"o1","clientId":"c1","status":200}` + "\n",
+			`{"timestamp":"t","organizationId":"ORG-ONE-LONGER","clientId":"C","status":200}` + "\n", true},
+		{`{"organizationId":"o2","clientId":"c9"}`, `{"organizationId":"O2","clientId":"c9"}`, false},
+		{`{"organizationId":"o3","clientId":"c1"}`, `{"organizationId":"o3","clientId":"C"}`, false},
+		{`{"status":200}`, `{"status":200}`, false},
+	}
+	for _, tt := range tests {
+		got, w := rw.appendLine([]byte("prefix|"), []byte(tt.in))
+		if string(got) != "prefix|"+tt.want || w != tt.watched {
+			t.Errorf("appendLine(%s) = %s, %v; want %s, %v", tt.in, got, w, tt.want, tt.watched)
+		}
+	}
+}
+
+func TestBatcherCutsBatches(t *testing.T) {
+	var in strings.Builder
+	for i := range 25 {
+		org := "a"
+		if i%5 == 0 {
+			org = "w"
+		}
+		in.WriteString(`{"organizationId":"` + org + `","n":` + strings.Repeat("1", i+1) + "}\n")
+		if i == 10 {
+			in.WriteString("\n") // a blank line is no event
+		}
+	}
+	text := strings.TrimSuffix(in.String(), "\n") // the last line has no newline
+	bt := newBatcher(strings.NewReader(text), &rewriter{watch: "w"}, 10)
+	var sizes, watched []int
+	var all bytes.Buffer
+	var b batch
+	for {
+		err := bt.next(&b)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, b.events)
+		watched = append(watched, b.watched)
+		all.Write(b.body)
+	}
+	if got, want := sizes, []int{10, 10, 5}; !equal(got, want) {
+		t.Fatalf("batch sizes %v, want %v", got, want)
+	}
+	if got, want := watched, []int{2, 2, 1}; !equal(got, want) {
+		t.Fatalf("watched per batch %v, want %v", got, want)
+	}
+	if got, want := all.String(), strings.ReplaceAll(text, "\n\n", "\n")+"\n"; got != want {
+		t.Fatalf("batches hold\n%s\nwant\n%s", got, want)
+	}
+	rr, _ := io.ReadAll(newRenamingReader(strings.NewReader(text), &rewriter{}))
+	if string(rr) != all.String() {
+		t.Fatalf("renamingReader gave %d bytes, batches %d", len(rr), all.Len())
+	}
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestScanStatus(t *testing.T) {
+	tests := []struct{ body, status, after string }{
+		{`{"queryStatus":"Running"}`, "Running", ""},
+		{`{"results":[{"clientId":"x"}],"queryStatus":"Complete","cursors":{"after":"abc="}}`, "Complete", "abc="},
+		{`{"results":[],"queryStatus":"Complete"}`, "Complete", ""},
+	}
+	for _, tt := range tests {
+		s, a := scanStatus([]byte(tt.body))
+		if s != tt.status || a != tt.after {
+			t.Errorf("scanStatus(%s) = %q, %q; want %q, %q", tt.body, s, a, tt.status, tt.after)
+		}
+	}
+}
+
+func TestBuildQueries(t *testing.T) {
+	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	setup := querySetup{Start: end.AddDate(0, 0, -90), End: end, Org: "O", Client: "C",
+		SearchClients: map[string]string{"B": "b", "A": "a"}, Now: time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)}
+	qs, err := buildQueries(setup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]querySpec{}
+	for _, q := range qs {
+		byName[q.Name] = q
+	}
+	sum := byName["summary"]
+	// Today 2026-11-25 minus 31 days is 2026-10-25, the workload's last
+	// seven days and the days since.
+	if want := "/api/v2/oauth/clients/C/usage/summary?days=31"; sum.Path != want {
+		t.Errorf("summary path %q, want %q", sum.Path, want)
+	}
+	if got, want := sum.Query.Interval.Start, end.AddDate(0, 0, -7); !got.Equal(want) {
+		t.Errorf("summary starts %s, want %s", got, want)
+	}
+	ss := byName["simplesearch"]
+	if got := ss.Body.(map[string]any)["oauthClientNames"].([]string); strings.Join(got, ",") != "A,B" {
+		t.Errorf("simple search names %v, want [A B]", got)
+	}
+	if got := strings.Join(ss.Query.ClientIDs, ","); got != "a,b" {
+		t.Errorf("simple search client ids %v, want [a b]", got)
+	}
+	if q := byName["org-90d-day-grouped"]; q.Query.OrganizationID != "O" || q.Body.(map[string]any)["interval"] != "2026-08-03/2026-11-01" {
+		t.Errorf("org query %+v", q)
+	}
+	setup.Now = end.AddDate(1, 0, 0)
+	if _, err := buildQueries(setup); err == nil {
+		t.Error("buildQueries a year after the workload's end succeeded; the summary cannot reach it")
+	}
+}
+
+func TestNormalizeAndDiff(t *testing.T) {
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := apiusage.Row{Date: day, ClientID: "b", Method: "GET", TemplateURI: "t", Counts: apiusage.Counts{Status200: 1, Requests: 1}}
+	b := apiusage.Row{Date: day, ClientID: "a", Method: "GET", TemplateURI: "t", Counts: apiusage.Counts{Status200: 2, Requests: 2}}
+	search := querySpec{Search: true}
+	got := normalize([]apiusage.Row{a, b}, search)
+	if got[0].ClientID != "a" || got[0].Counts.Requests != 0 {
+		t.Fatalf("normalize for a search = %+v, want sorted by client, without requests", got)
+	}
+	if d := diffRows(normalize([]apiusage.Row{a, b}, search), normalize([]apiusage.Row{b, a}, search)); d != "" {
+		t.Fatalf("search rows in another order differ: %s", d)
+	}
+	if d := diffRows([]apiusage.Row{a, b}, []apiusage.Row{b, a}); d == "" {
+		t.Fatal("query rows in another order compare equal; their order is part of the contract")
+	}
+	c := b
+	c.Counts.Status429 = 1
+	if d := diffRows([]apiusage.Row{a, b}, []apiusage.Row{a, c}); !strings.Contains(d, "row 1") {
+		t.Fatalf("diff of a changed count = %q, want it to name row 1", d)
+	}
+}
+
+func TestReportMarkdown(t *testing.T) {
+	r := newReport(config{Mode: "quick", Events: 1000, Seed: 1})
+	r.ingest = []ingestRow{
+		{System: "apiusage", Events: 1000, Elapsed: time.Millisecond, CPU: time.Millisecond},
+		{System: "ClickHouse 18", Events: 1000, Elapsed: 10 * time.Millisecond, CPU: time.Millisecond},
+	}
+	r.latency = []latencyRow{{Query: querySpec{Name: "org-90d-day-grouped", Description: "the org query"}, Rows: 3,
+		By: map[string]summary{"apiusage": {N: 3, Median: 40 * time.Millisecond, P99: 45 * time.Millisecond},
+			"ClickHouse": {N: 3, Median: time.Second, P99: time.Second}}}}
+	r.footprint = []footprintRow{{System: "apiusage", RSS: 100 << 20, Disk: 5000, Events: 1000}}
+	r.restart = restartRow{Took: time.Second, OK: true}
+	md := r.markdown(machineInfo{CPUs: 2, Model: "Test CPU"})
+	for _, want := range []string{
+		"| ingest ≥ 1,000,000 events/s, durable | 1000000 events/s | yes |",
+		"| ingest ≥ ClickHouse's JSONEachRow rate | 10.00× | yes |",
+		"| org-90d-day-grouped: median < 50 ms | 40 ms | yes |",
+		"| org-90d-day-grouped: ≥ 20× faster than ClickHouse | 25.0× | yes |",
+		"| < 10 bytes on disk per event | 5.0 | yes |",
+		"Test CPU",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}

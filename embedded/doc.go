@@ -1,0 +1,61 @@
+// Package embedded is the pure-Go, single-directory implementation of the
+// apiusage storage interfaces: the usage store (Store), the directory of
+// organizations and clients (Directory) and the registry of query executions
+// (Executions).
+//
+// # In memory
+//
+// Usage is never kept one row per request. Every string (organization,
+// client, user, template URI, method, client name) is dictionary-encoded to a
+// uint32 id, and requests are counted in rollups keyed by those ids: six
+// 32-bit counters (total, 2xx, 3xx, 4xx, 5xx, 429) per row. State is split
+// into one partition per UTC day, which holds
+//
+//   - the full rollup of each of its 24 hours, keyed by (organization, client,
+//     user, template, method): what queries that group by user, and the
+//     hours of days an interval cuts, read;
+//   - the slim rollup of the whole day, without the user: what most queries
+//     (whole days, not grouped by user) read, with far fewer rows.
+//
+// A rollup is parallel slices of keys and counters, scanned sequentially by
+// queries, plus a hash index used only to update it, built lazily, and
+// dropped for days more than a day older than the newest at each
+// checkpoint. A row whose counters would overflow continues in a new row
+// with the same key; queries sum rows, so answers stay exact.
+//
+// # Writing
+//
+// Append turns its batch into rollup deltas in the caller's goroutine
+// (dictionary lookups and aggregation, the bulk of the CPU work), then hands
+// it to a single writer goroutine. The writer takes every batch waiting,
+// decides idempotency keys and event ids against what it remembers, encodes
+// the group as one WAL record, writes and fsyncs it once (group commit),
+// applies the deltas under the state's write lock and answers every Append
+// of the group. An Append therefore returns only once its batch is durable,
+// and Query sees it from then on.
+//
+// # On disk
+//
+// The data directory holds a LOCK file (flock: one process at a time),
+// WAL segments wal-NNNNNNNNNNNNNNNNNNNN.log and at most one snapshot
+// snap-NNNNNNNNNNNNNNNNNNNN.bin (two, briefly, while a checkpoint finishes).
+// Both are sequences of frames: u32 length, u32 CRC-32C, payload. A WAL
+// record holds one group commit: the dictionary strings added since the
+// previous record, then for each batch its idempotency key and receipt, the
+// event ids it made remembered, the client names it gave and its rollup
+// deltas, all varint-encoded (see wal.go). The snapshot numbered N holds the
+// state of every segment numbered below N: the dictionary, client names,
+// remembered keys and ids, and the full hourly rollups column by column (the
+// slim rollups are rebuilt on load; see snapshot.go).
+//
+// When the WAL passes Options.CheckpointBytes the writer starts segment N,
+// takes a copy-on-write view of the state and writes snapshot N in the
+// background (temporary file, fsync, rename, directory fsync), then deletes
+// the older segments and snapshot. Close writes a final snapshot.
+//
+// Open loads the snapshot and replays the segments after it. A record that
+// is cut short or fails its CRC at the end of the last segment is a write a
+// crash interrupted, never acknowledged: it is cut off. Damage anywhere
+// else is an error. Records hold decisions, not requests, so a replay counts
+// exactly what the run that wrote them counted.
+package embedded

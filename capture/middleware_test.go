@@ -386,6 +386,8 @@ func TestMiddlewareHijack(t *testing.T) {
 	if echo != "echo: hello\n" {
 		t.Errorf("echo = %q", echo)
 	}
+	// The handler returns, and the request is recorded, after the echo.
+	waitFor(t, "the upgrade recorded", func() bool { return count(rg.rec.metrics.recorded) == 1 })
 	want := []recorded{{"o", "c", "", "ws/{room}", "GET", 101}}
 	if got := summary(rg.events(t)); !equal(got, want) {
 		t.Errorf("recorded %+v, want %+v", got, want)

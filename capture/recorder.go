@@ -59,8 +59,11 @@ type Recorder struct {
 	// Close has begun: Close waits for the count to reach zero before it
 	// drains the buffer, so that no event slips in behind the last drain.
 	state   atomic.Int64
-	closing chan context.Context
+	closing chan struct{}
 	done    chan struct{}
+	// stop is canceled when Close's context is done, ending retries.
+	stop   context.Context
+	cancel context.CancelCauseFunc
 	err     error // the shipper's last word, read after done
 }
 
@@ -102,7 +105,7 @@ func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		buf:     make(chan apiusage.Event, cfg.Buffer),
-		closing: make(chan context.Context, 1),
+		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	if r.log == nil {
@@ -111,6 +114,7 @@ func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
 	if err := r.initMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
+	r.stop, r.cancel = context.WithCancelCause(context.Background())
 	go r.ship()
 	return r, nil
 }
@@ -190,7 +194,9 @@ func (r *Recorder) Close(ctx context.Context) error {
 		// Record calls in flight finish in nanoseconds.
 		time.Sleep(10 * time.Microsecond)
 	}
-	r.closing <- ctx
+	unhook := context.AfterFunc(ctx, func() { r.cancel(context.Cause(ctx)) })
+	defer unhook()
+	close(r.closing)
 	<-r.done
 	return r.err
 }
@@ -199,9 +205,8 @@ func (r *Recorder) Close(ctx context.Context) error {
 // until Close.
 func (r *Recorder) ship() {
 	defer close(r.done)
-	// stop is canceled when Close's context is done, ending retries.
-	stop, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	defer r.cancel(nil)
+	stop := r.stop
 	var closing bool
 	batch := make([]apiusage.Event, 0, r.cfg.BatchSize)
 	timer := time.NewTimer(time.Hour)
@@ -212,9 +217,8 @@ func (r *Recorder) ship() {
 			select {
 			case e := <-r.buf:
 				batch = r.add(batch, e)
-			case ctx := <-r.closing:
+			case <-r.closing:
 				closing = true
-				context.AfterFunc(ctx, cancel)
 			}
 		}
 		if !closing {
@@ -228,9 +232,8 @@ func (r *Recorder) ship() {
 					batch = r.add(batch, e)
 				case <-timer.C:
 					break gather
-				case ctx := <-r.closing:
+				case <-r.closing:
 					closing = true
-					context.AfterFunc(ctx, cancel)
 					break gather
 				}
 			}

@@ -64,7 +64,7 @@ type Recorder struct {
 	// stop is canceled when Close's context is done, ending retries.
 	stop   context.Context
 	cancel context.CancelCauseFunc
-	err     error // the shipper's last word, read after done
+	err    error // the shipper's last word, read after done
 }
 
 const closedBit = int64(1) << 62

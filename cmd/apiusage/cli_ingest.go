@@ -237,6 +237,9 @@ func (c *cli) ingestFile(ctx context.Context, cl *client.Client, o ingestOptions
 				return st, usageError{fmt.Errorf("%s:%d: %w", name, rec.line, rec.err)}
 			}
 			st.Invalid++
+			if st.Invalid <= maxInvalidShown+1 {
+				bar.clear() // the report gets a line of its own; the bar comes back
+			}
 			if st.Invalid <= maxInvalidShown {
 				msg := bad.Error()
 				if apiusage.ErrorCode(bad.err) == apiusage.CodeBadRequest {

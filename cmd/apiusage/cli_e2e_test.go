@@ -465,7 +465,7 @@ func TestCLIIngestFormats(t *testing.T) {
 	}
 	// --dry-run checks without sending.
 	out := env.ok(t, "ingest", "-o", "table", "--dry-run", writeEvents(t, dir, "dry.ndjson", events))
-	if !strings.Contains(out, "26 events in 1 batches") {
+	if !strings.Contains(out, "26 events in 1 batch:") {
 		t.Errorf("dry run said %q", out)
 	}
 	json.Unmarshal([]byte(env.ok(t, "query", "org", "--interval", "2026-01/2026-02", "--group-by", "OrganizationId", "--metrics", "Requests")), &res)

@@ -61,14 +61,21 @@ func (s *ingestStats) add(o ingestStats) {
 }
 
 func (s ingestStats) String() string {
-	out := fmt.Sprintf("%s: %d events in %d batches: %d accepted, %d duplicates",
-		s.File, s.Events, s.Batches, s.Accepted, s.Duplicates)
+	out := fmt.Sprintf("%s: %d events in %s: %d accepted, %d duplicates",
+		s.File, s.Events, plural(s.Batches, "batch", "batches"), s.Accepted, s.Duplicates)
 	// Only a server that says so tells replayed batches apart, so a zero
 	// here proves nothing and is left out.
 	if s.ReplayedBatches > 0 {
-		out += fmt.Sprintf(", %d batches already stored before", s.ReplayedBatches)
+		out += ", " + plural(s.ReplayedBatches, "batch", "batches") + " already stored before"
 	}
 	return out + fmt.Sprintf(", %d invalid", s.Invalid)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
 
 // ingestOptions are the flags of ingest.

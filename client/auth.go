@@ -35,13 +35,17 @@ type tokenSource struct {
 // renewable reports whether a refused token can be replaced by a new one.
 func (s *tokenSource) renewable() bool { return s != nil && s.fixed == "" }
 
-// invalidate drops the cached token.
-func (s *tokenSource) invalidate() {
+// invalidate drops the cached token if it is still tok: when calls that
+// shared a refused token fail together, only the first drops it, and the
+// others use the token it fetched.
+func (s *tokenSource) invalidate(tok string) {
 	if !s.renewable() {
 		return
 	}
 	s.lock <- struct{}{}
-	s.current = ""
+	if s.current == tok {
+		s.current = ""
+	}
 	<-s.lock
 }
 

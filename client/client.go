@@ -304,16 +304,19 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 	}
 	refreshed := false
 	for attempt := 1; ; attempt++ {
-		header, err := c.once(ctx, r, out)
+		var tok string
+		if !r.noAuth && c.tokens != nil {
+			var err error
+			if tok, err = c.tokens.token(ctx, c); err != nil {
+				return nil, err // fetching the token retried on its own
+			}
+		}
+		header, err := c.once(ctx, r, tok, out)
 		if err == nil {
 			return header, nil
 		}
 		if ctx.Err() != nil {
 			return header, err
-		}
-		var tokErr *tokenError
-		if errors.As(err, &tokErr) {
-			return header, err // retried while fetching the token
 		}
 		var apiErr *Error
 		isAPIErr := errors.As(err, &apiErr)
@@ -322,7 +325,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (http.Header, error
 		// call itself was refused, so repeating it is safe for any method.
 		if isAPIErr && apiErr.StatusCode == http.StatusUnauthorized && !r.noAuth && !refreshed && c.tokens.renewable() {
 			refreshed = true
-			c.tokens.invalidate()
+			c.tokens.invalidate(tok)
 			attempt--
 			continue
 		}
@@ -354,16 +357,12 @@ func retryable(err error) bool {
 		}
 		return false
 	}
-	var tokErr *tokenError
-	if errors.As(err, &tokErr) {
-		return false
-	}
 	var netErr *url.Error
 	return errors.As(err, &netErr)
 }
 
-// once sends r one time.
-func (c *Client) once(ctx context.Context, r request, out any) (http.Header, error) {
+// once sends r one time, with the bearer token tok unless it is empty.
+func (c *Client) once(ctx context.Context, r request, tok string, out any) (http.Header, error) {
 	base := c.base
 	if r.login {
 		base = c.login
@@ -393,11 +392,7 @@ func (c *Client) once(ctx context.Context, r request, out any) (http.Header, err
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
 	}
-	if !r.noAuth && c.tokens != nil {
-		tok, err := c.tokens.token(ctx, c)
-		if err != nil {
-			return nil, err
-		}
+	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.hc.Do(req)

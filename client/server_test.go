@@ -990,3 +990,27 @@ func TestErrors(t *testing.T) {
 		t.Errorf("a server that is down: %v, want an error naming it", err)
 	}
 }
+
+func TestConcurrentCallsShareToken(t *testing.T) {
+	srv := testserver.Start(t, testserver.Options{})
+	org := srv.CreateOrg(t, "Acme")
+	rec := &recorder{next: http.DefaultTransport}
+	c := newClient(t, srv, org.AdminID, org.AdminSecret, client.WithHTTPClient(&http.Client{Transport: rec}))
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.GetOrganization(context.Background(), org.ID); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := rec.count("/oauth/token"); n != 1 {
+		t.Errorf("20 concurrent calls fetched %d tokens, want 1", n)
+	}
+}

@@ -67,7 +67,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger logs tokens refused (at debug level); nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
+	// Now is the clock; nil means the Recorder's, a clock that is cheap to
+	// read and at most a few milliseconds behind.
 	Now func() time.Time
 }
 
@@ -121,7 +122,7 @@ func newMiddleware(cfg Config) (*middleware, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.now == nil {
-		m.now = time.Now
+		m.now = cfg.Recorder.clock.Now
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "apiusage", Subsystem: "capture", Name: "requests_total",
@@ -146,7 +147,12 @@ func (m *middleware) wrap(next http.Handler) http.Handler {
 
 func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
 	now := m.now()
-	token, hasToken := bearer(r.Header.Get("Authorization"))
+	var auth string
+	// The header map's own key: Header.Get would canonicalize it first.
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		auth = v[0]
+	}
+	token, hasToken := bearer(auth)
 	var id Identity
 	var err error
 	if hasToken {
@@ -225,7 +231,13 @@ func (m *middleware) template(r *http.Request) string {
 		return t
 	}
 	if m.cfg.Routes != nil {
-		if t, ok := m.cfg.Routes.Match(r.URL.EscapedPath()); ok {
+		// Without a RawPath the path has no escaped slash, and matching
+		// it as it is spares escaping it again.
+		path := r.URL.Path
+		if r.URL.RawPath != "" {
+			path = r.URL.EscapedPath()
+		}
+		if t, ok := m.cfg.Routes.Match(path); ok {
 			return t
 		}
 	}

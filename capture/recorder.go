@@ -64,6 +64,8 @@ type Recorder struct {
 	// stop is canceled when Close's context is done, ending retries.
 	stop   context.Context
 	cancel context.CancelCauseFunc
+	// clock stamps the events of the middleware; see coarseClock.
+	clock *coarseClock
 	err    error // the shipper's last word, read after done
 }
 
@@ -115,6 +117,7 @@ func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
 		return nil, err
 	}
 	r.stop, r.cancel = context.WithCancelCause(context.Background())
+	r.clock = startClock()
 	go r.ship()
 	return r, nil
 }
@@ -198,6 +201,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 	defer unhook()
 	close(r.closing)
 	<-r.done
+	r.clock.Stop()
 	return r.err
 }
 

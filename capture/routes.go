@@ -30,11 +30,35 @@ type Routes struct {
 // tried in order of specificity, backtracking when a branch fails deeper, so
 // that the first full match found is the most specific one.
 type node struct {
-	literal  map[string]*node
+	literal map[string]*node
+	// few holds the literal children while they are few: comparing a
+	// handful of strings is cheaper than hashing one.
+	few      []literalChild
 	partial  []*partialChild
 	param    *node
 	rest     string // template of a {name...} child, if any
 	template string // template ending here, if any
+}
+
+type literalChild struct {
+	seg  string
+	next *node
+}
+
+// maxFew is the most literal children kept in a slice rather than a map.
+const maxFew = 8
+
+// child returns the literal child for a segment, or nil.
+func (n *node) child(seg string) *node {
+	if n.literal == nil {
+		for i := range n.few {
+			if n.few[i].seg == seg {
+				return n.few[i].next
+			}
+		}
+		return nil
+	}
+	return n.literal[seg]
 }
 
 // partialChild is a segment mixing text and one parameter, such as
@@ -84,13 +108,10 @@ func (rt *Routes) add(template string) error {
 		}
 		switch kind {
 		case segLiteral:
-			if n.literal == nil {
-				n.literal = map[string]*node{}
-			}
-			next := n.literal[seg]
+			next := n.child(seg)
 			if next == nil {
 				next = &node{}
-				n.literal[seg] = next
+				n.addChild(seg, next)
 			}
 			n = next
 		case segPartial:
@@ -127,6 +148,21 @@ func (rt *Routes) add(template string) error {
 	n.template = clean
 	rt.n++
 	return nil
+}
+
+func (n *node) addChild(seg string, next *node) {
+	if n.literal == nil && len(n.few) < maxFew {
+		n.few = append(n.few, literalChild{seg, next})
+		return
+	}
+	if n.literal == nil {
+		n.literal = make(map[string]*node, len(n.few)+1)
+		for _, c := range n.few {
+			n.literal[c.seg] = c.next
+		}
+		n.few = nil
+	}
+	n.literal[seg] = next
 }
 
 const (
@@ -202,7 +238,7 @@ func (n *node) match(path string) string {
 	if !more {
 		rest = ""
 	}
-	if next := n.literal[seg]; next != nil {
+	if next := n.child(seg); next != nil {
 		if t := next.descend(rest, more); t != "" {
 			return t
 		}

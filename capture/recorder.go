@@ -66,7 +66,7 @@ type Recorder struct {
 	cancel context.CancelCauseFunc
 	// clock stamps the events of the middleware; see coarseClock.
 	clock *coarseClock
-	err    error // the shipper's last word, read after done
+	err   error // the shipper's last word, read after done
 }
 
 const closedBit = int64(1) << 62

@@ -1,14 +1,17 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
+	"math/bits"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apiusage/apiusage"
 )
 
-// idSet is a query filter on one dimension, as dictionary ids. Most filters
+// idSet is a query filter on one field, as dictionary ids. Most filters
 // name a few values, which a linear scan checks faster than a map.
 type idSet struct {
 	on    bool
@@ -32,25 +35,35 @@ func (f *idSet) has(id uint32) bool {
 	return false
 }
 
-// newIDSet resolves a filter's values. It reports false when the filter is
-// on and no value has an id: nothing can match.
-func (s *Store) newIDSet(values []string) (idSet, bool) {
+// newIDSet resolves a filter's values in field f. It reports false when the
+// filter is on and no value has an id: nothing can match.
+func (s *Store) newIDSet(f int, values []string) (idSet, bool) {
 	if len(values) == 0 {
 		return idSet{}, true
 	}
-	f := idSet{on: true}
+	set := idSet{on: true}
 	for _, v := range values {
-		if id, ok := s.dict.lookup(v); ok {
-			f.small = append(f.small, id)
+		if id, ok := s.dict.lookup(f, v); ok {
+			set.small = append(set.small, id)
 		}
 	}
-	if len(f.small) > 8 {
-		f.big = make(map[uint32]struct{}, len(f.small))
-		for _, id := range f.small {
-			f.big[id] = struct{}{}
+	if len(set.small) > 8 {
+		set.big = make(map[uint32]struct{}, len(set.small))
+		for _, id := range set.small {
+			set.big[id] = struct{}{}
 		}
 	}
-	return f, len(f.small) > 0
+	return set, len(set.small) > 0
+}
+
+// group is one result row before it becomes an apiusage.Row: its bucket (an
+// index into the query's buckets), its key (zero in fields not grouped on),
+// its counts, and its place in the order of results.
+type group struct {
+	bucket int32
+	k      key
+	c      apiusage.Counts
+	ord    uint64
 }
 
 // Query answers q from the rollups. Days wholly inside the interval come from
@@ -73,31 +86,40 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	var orgs idSet
 	var ok bool
 	if q.OrganizationID != "" {
-		if orgs, ok = s.newIDSet([]string{q.OrganizationID}); !ok {
+		if orgs, ok = s.newIDSet(fOrg, []string{q.OrganizationID}); !ok {
 			return nil, nil
 		}
 	}
-	clients, ok1 := s.newIDSet(q.ClientIDs)
-	methods, ok2 := s.newIDSet(q.Methods)
-	tmpls, ok3 := s.newIDSet(q.TemplateURIs)
+	clients, ok1 := s.newIDSet(fClient, q.ClientIDs)
+	methods, ok2 := s.newIDSet(fMethod, q.Methods)
+	tmpls, ok3 := s.newIDSet(fTmpl, q.TemplateURIs)
 	if !ok1 || !ok2 || !ok3 {
 		return nil, nil
 	}
-	// A mask per dimension: all ones when grouped on, zero when not, so that
-	// the group key of a row is its key ANDed with the masks.
+	// A mask per field: all ones when grouped on, zero when not, so that the
+	// group key of a row is its key ANDed with the masks.
 	var mask key
+	var fields []int // grouped fields in GroupBy order, each once
 	for _, d := range q.GroupBy {
+		var m *uint32
+		var f int
 		switch d {
 		case apiusage.DimOrganization:
-			mask.org = ^uint32(0)
+			m, f = &mask.org, fOrg
 		case apiusage.DimClient:
-			mask.client = ^uint32(0)
+			m, f = &mask.client, fClient
 		case apiusage.DimUser:
-			mask.user = ^uint32(0)
+			m, f = &mask.user, fUser
 		case apiusage.DimTemplateURI:
-			mask.tmpl = ^uint32(0)
+			m, f = &mask.tmpl, fTmpl
 		case apiusage.DimMethod:
-			mask.method = ^uint32(0)
+			m, f = &mask.method, fMethod
+		default:
+			continue
+		}
+		if *m == 0 {
+			*m = ^uint32(0)
+			fields = append(fields, f)
 		}
 	}
 	needUser := mask.user != 0
@@ -108,45 +130,24 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	// changed to use it.
 	strs := s.dict.all()
 
-	var rows []apiusage.Row
-	groups := map[key]int32{}
-	var gkeys []key
-	var sums []apiusage.Counts
-	var bucket time.Time
-	flush := func() {
-		for i, k := range gkeys {
-			r := apiusage.Row{
-				Date:           bucket,
-				OrganizationID: strs[k.org],
-				ClientID:       strs[k.client],
-				UserID:         strs[k.user],
-				TemplateURI:    strs[k.tmpl],
-				Method:         strs[k.method],
-				Counts:         sums[i],
-			}
-			if mask.client != 0 {
-				r.ClientName = strs[s.st.names[k.client]]
-			}
-			rows = append(rows, r)
-		}
-		clear(groups)
-		gkeys, sums = gkeys[:0], sums[:0]
-	}
+	var groups []group
+	var buckets []time.Time
+	index := map[key]int32{}
 	scan := func(t *table) {
+		b := int32(len(buckets) - 1)
 		for i, k := range t.keys {
 			if orgs.on && k.org != orgs.small[0] || !clients.has(k.client) || !methods.has(k.method) || !tmpls.has(k.tmpl) {
 				continue
 			}
 			g := key{org: k.org & mask.org, client: k.client & mask.client, user: k.user & mask.user,
 				tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
-			j, ok := groups[g]
+			j, ok := index[g]
 			if !ok {
-				j = int32(len(gkeys))
-				groups[g] = j
-				gkeys = append(gkeys, g)
-				sums = append(sums, apiusage.Counts{})
+				j = int32(len(groups))
+				index[g] = j
+				groups = append(groups, group{bucket: b, k: g})
 			}
-			c, sum := &t.cnts[i], &sums[j]
+			c, sum := &t.cnts[i], &groups[j].c
 			sum.Requests += int64(c.total)
 			sum.Status200 += int64(c.s2)
 			sum.Status300 += int64(c.s3)
@@ -163,10 +164,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 			return nil, err
 		}
 		p := days[i]
-		b := q.Granularity.Truncate(time.Unix(p.day*86400, 0))
-		if !b.Equal(bucket) {
-			flush()
-			bucket = b
+		if b := q.Granularity.Truncate(time.Unix(p.day*86400, 0)); len(buckets) == 0 || !b.Equal(buckets[len(buckets)-1]) {
+			buckets = append(buckets, b)
+			clear(index) // groups of earlier buckets are complete
 		}
 		h0 := p.day * 24
 		if !needUser && first <= h0 && h0+24 <= end {
@@ -179,8 +179,96 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 			}
 		}
 	}
-	flush()
-	slices.SortFunc(rows, apiusage.CompareRows(q.GroupBy))
+	index = nil
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	orderGroups(groups, fields, &strs)
+
+	rows := make([]apiusage.Row, len(groups))
+	for i, g := range groups {
+		rows[i] = apiusage.Row{
+			Date:           buckets[g.bucket],
+			OrganizationID: strs[fOrg][g.k.org],
+			ClientID:       strs[fClient][g.k.client],
+			UserID:         strs[fUser][g.k.user],
+			TemplateURI:    strs[fTmpl][g.k.tmpl],
+			Method:         strs[fMethod][g.k.method],
+			Counts:         g.c,
+		}
+		if mask.client != 0 {
+			rows[i].ClientName = strs[fName][s.st.names[g.k.client]]
+		}
+	}
 	s.m.querySeconds.Observe(time.Since(start).Seconds())
 	return rows, nil
+}
+
+// orderGroups sorts groups as apiusage.CompareRows orders rows: by bucket,
+// then by the grouped fields' strings in GroupBy order. Comparing strings
+// for every comparison of a large result is slow, so each grouped field's
+// distinct ids are ranked once by their strings, and the ranks packed into
+// one integer per group, compared as such when they fit in 64 bits.
+func orderGroups(groups []group, fields []int, strs *[numFields][]string) {
+	if len(groups) < 2 {
+		return
+	}
+	fieldOf := func(k *key, f int) uint32 {
+		switch f {
+		case fOrg:
+			return k.org
+		case fClient:
+			return k.client
+		case fUser:
+			return k.user
+		case fTmpl:
+			return k.tmpl
+		}
+		return k.method
+	}
+	ranks := make([][]uint32, len(fields))
+	width := make([]int, len(fields))
+	total := bits.Len(uint(groups[len(groups)-1].bucket))
+	for i, f := range fields {
+		seen := make([]bool, len(strs[f]))
+		var ids []uint32
+		for j := range groups {
+			if id := fieldOf(&groups[j].k, f); !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		names := strs[f]
+		slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
+		rank := make([]uint32, len(names))
+		for r, id := range ids {
+			rank[id] = uint32(r)
+		}
+		ranks[i] = rank
+		width[i] = bits.Len(uint(len(ids)))
+		total += width[i]
+	}
+	if total <= 64 {
+		for j := range groups {
+			g := &groups[j]
+			ord := uint64(g.bucket)
+			for i, f := range fields {
+				ord = ord<<width[i] | uint64(ranks[i][fieldOf(&g.k, f)])
+			}
+			g.ord = ord
+		}
+		slices.SortFunc(groups, func(a, b group) int { return cmp.Compare(a.ord, b.ord) })
+		return
+	}
+	slices.SortFunc(groups, func(a, b group) int {
+		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
+			return c
+		}
+		for i, f := range fields {
+			if c := cmp.Compare(ranks[i][fieldOf(&a.k, f)], ranks[i][fieldOf(&b.k, f)]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
 }

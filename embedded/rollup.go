@@ -181,46 +181,69 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// dict maps strings to small integer ids and back, so that rollup rows hold
-// five uint32s instead of five strings. Id 0 is the empty string. Ids are
-// assigned in order and never change or go away, which makes strs an
-// append-only slice that readers may keep a prefix of without a lock.
-type dict struct {
+// Fields with a dictionary each, in the order prepare reads an event.
+const (
+	fOrg = iota
+	fClient
+	fUser
+	fTmpl
+	fMethod
+	fName // client names
+	numFields
+)
+
+// dicts map strings to small integer ids and back, one dictionary per field,
+// so that rollup rows hold five uint32s instead of five strings, and so that
+// the ids of few-valued fields (methods, templates, clients) stay small:
+// they varint-pack into a byte or two, and queries can rank them with dense
+// arrays. Id 0 is the empty string in every field. Ids are assigned in order
+// and never change or go away, which makes strs append-only slices that
+// readers may keep a prefix of without a lock.
+type dicts struct {
 	mu   sync.RWMutex
-	ids  map[string]uint32
-	strs []string
+	ids  [numFields]map[string]uint32
+	strs [numFields][]string
 }
 
-func newDict() *dict {
-	return &dict{ids: map[string]uint32{"": 0}, strs: []string{""}}
+func newDicts() *dicts {
+	d := &dicts{}
+	for f := range numFields {
+		d.ids[f] = map[string]uint32{"": 0}
+		d.strs[f] = []string{""}
+	}
+	return d
 }
 
-// lookup returns the id of s, if it has one.
-func (d *dict) lookup(s string) (uint32, bool) {
+// lookup returns the id of s in field f, if it has one.
+func (d *dicts) lookup(f int, s string) (uint32, bool) {
 	d.mu.RLock()
-	id, ok := d.ids[s]
+	id, ok := d.ids[f][s]
 	d.mu.RUnlock()
 	return id, ok
 }
 
-// addLocked returns the id of s, giving it one if it has none. The caller
-// holds d.mu for writing. The string is cloned so that the dictionary never
-// pins a request's buffer.
-func (d *dict) addLocked(s string) uint32 {
-	if id, ok := d.ids[s]; ok {
+// addLocked returns the id of s in field f, giving it one if it has none. The
+// caller holds d.mu for writing. The string is cloned so that the dictionary
+// never pins a request's buffer.
+func (d *dicts) addLocked(f int, s string) uint32 {
+	if id, ok := d.ids[f][s]; ok {
 		return id
 	}
 	s = strings.Clone(s)
-	id := uint32(len(d.strs))
-	d.strs = append(d.strs, s)
-	d.ids[s] = id
+	id := uint32(len(d.strs[f]))
+	d.strs[f] = append(d.strs[f], s)
+	d.ids[f][s] = id
 	return id
 }
 
-// all returns every string by id. The slice is shared and must not be
-// modified; later additions do not show in it.
-func (d *dict) all() []string {
+// all returns every string by id, per field. The slices are shared and must
+// not be modified; later additions do not show in them.
+func (d *dicts) all() [numFields][]string {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.strs[:len(d.strs):len(d.strs)]
+	var out [numFields][]string
+	for f, strs := range d.strs {
+		out[f] = strs[:len(strs):len(strs)]
+	}
+	return out
 }

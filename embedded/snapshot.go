@@ -17,7 +17,8 @@ import (
 //
 //	'H' string "apiusage snapshot", uvarint version, uvarint segment number,
 //	    varint clock (unix ns) when taken
-//	'D' uvarint first id, uvarint n, n strings: dictionary entries, in id order
+//	'D' byte field, uvarint first id, uvarint n, n strings: dictionary
+//	    entries of one field, in id order
 //	'N' uvarint n, n × (uvarint client id, uvarint name id)
 //	'K' uvarint n, n × (varint at, string key, uvarint accepted, uvarint dups)
 //	'I' uvarint n, n × (varint at, uvarint org id, string event id)
@@ -51,7 +52,7 @@ const (
 type snapshot struct {
 	seg    uint64
 	at     int64
-	dict   []string // ids 1 and up
+	dict   [numFields][]string // ids 1 and up
 	names  []nameAt
 	keys   []snapKey
 	ids    []fifoItem[idKey]
@@ -79,7 +80,10 @@ type snapTable struct {
 // they are rebuilt if a late event arrives.
 func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 	snap := &snapshot{seg: seg, at: now}
-	snap.dict = s.dict.all()[1:s.logged]
+	all := s.dict.all()
+	for f := range numFields {
+		snap.dict[f] = all[f][1:s.logged[f]]
+	}
 	for c, n := range s.st.names {
 		snap.names = append(snap.names, nameAt{client: c, name: n})
 	}
@@ -151,16 +155,19 @@ func (snap *snapshot) write(dir string) (err error) {
 	if err := flush(); err != nil {
 		return err
 	}
-	for i := 0; i < len(snap.dict); i += maxChunk {
-		chunk := snap.dict[i:min(i+maxChunk, len(snap.dict))]
-		frame(frameDict)
-		buf = putUvarint(buf, uint64(i+1))
-		buf = putUvarint(buf, uint64(len(chunk)))
-		for _, s := range chunk {
-			buf = putString(buf, s)
-		}
-		if err := flush(); err != nil {
-			return err
+	for f, strs := range snap.dict {
+		for i := 0; i < len(strs); i += maxChunk {
+			chunk := strs[i:min(i+maxChunk, len(strs))]
+			frame(frameDict)
+			buf = append(buf, byte(f))
+			buf = putUvarint(buf, uint64(i+1))
+			buf = putUvarint(buf, uint64(len(chunk)))
+			for _, s := range chunk {
+				buf = putString(buf, s)
+			}
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
 	for i := 0; i < len(snap.names); i += maxChunk {
@@ -284,14 +291,15 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 			d.varint()
 			seenHeader = true
 		case frameDict:
+			f := int(d.byte())
 			first := d.uvarint()
-			if d.err == nil && first != uint64(len(s.dict.strs)) {
+			if d.err == nil && (f >= numFields || first != uint64(len(s.dict.strs[f]))) {
 				return fmt.Errorf("dictionary entries out of order")
 			}
 			for range d.count(1) {
 				str := d.string()
 				if d.err == nil {
-					if s.dict.addLocked(str) != uint32(len(s.dict.strs)-1) {
+					if s.dict.addLocked(f, str) != uint32(len(s.dict.strs[f])-1) {
 						return fmt.Errorf("dictionary string repeats")
 					}
 				}
@@ -299,7 +307,7 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		case frameNames:
 			for range d.count(2) {
 				client, name := d.u32(), d.u32()
-				if d.err == nil && (client >= uint32(len(s.dict.strs)) || name >= uint32(len(s.dict.strs))) {
+				if d.err == nil && (client >= uint32(len(s.dict.strs[fClient])) || name >= uint32(len(s.dict.strs[fName]))) {
 					d.fail()
 				}
 				if d.err == nil {
@@ -317,6 +325,9 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		case frameIDs:
 			for range d.count(3) {
 				at, org, id := d.varint(), d.u32(), d.string()
+				if d.err == nil && org >= uint32(len(s.dict.strs[fOrg])) {
+					d.fail()
+				}
 				if d.err == nil && s.dd.live(at, now) {
 					s.dd.addID(idKey{org: org, id: id}, at)
 				}
@@ -330,7 +341,9 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 			if d.err != nil {
 				return d.err
 			}
-			s.logged = len(s.dict.strs)
+			for f := range numFields {
+				s.logged[f] = len(s.dict.strs[f])
+			}
 			for _, p := range s.st.days {
 				p.slim.index = nil // built again by the first write, if any
 			}
@@ -357,21 +370,24 @@ func (s *Store) loadTable(d *decoder) {
 		return
 	}
 	keys := make([]key, n)
-	cols := []func(*key) *uint32{
-		func(k *key) *uint32 { return &k.org },
-		func(k *key) *uint32 { return &k.client },
-		func(k *key) *uint32 { return &k.user },
-		func(k *key) *uint32 { return &k.tmpl },
-		func(k *key) *uint32 { return &k.method },
+	cols := []struct {
+		field int
+		at    func(*key) *uint32
+	}{
+		{fOrg, func(k *key) *uint32 { return &k.org }},
+		{fClient, func(k *key) *uint32 { return &k.client }},
+		{fUser, func(k *key) *uint32 { return &k.user }},
+		{fTmpl, func(k *key) *uint32 { return &k.tmpl }},
+		{fMethod, func(k *key) *uint32 { return &k.method }},
 	}
-	nstr := uint32(len(s.dict.strs))
 	for _, col := range cols {
+		nstr := uint32(len(s.dict.strs[col.field]))
 		for i := range keys {
 			v := d.u32()
 			if v >= nstr {
 				d.fail()
 			}
-			*col(&keys[i]) = v
+			*col.at(&keys[i]) = v
 		}
 	}
 	cnts := make([]cnt, n)

@@ -59,7 +59,7 @@ type Store struct {
 	now     func() time.Time
 	ckBytes int64
 	m       *metrics
-	dict    *dict
+	dict    *dicts
 	lock    *os.File // the data directory's lock, held while open
 
 	// mu guards st: queries read it, the writer goroutine changes it.
@@ -81,7 +81,7 @@ type Store struct {
 	seg       uint64 // number of the WAL segment being written
 	walOff    int64  // where the next record goes in it
 	walSize   int64  // bytes in segments no snapshot covers
-	logged    int    // dictionary entries written to the WAL or a snapshot
+	logged    [numFields]int // dictionary entries written to the WAL or a snapshot
 	broken    error  // a failed WAL write: nothing more may be appended
 	buf       []byte
 	ckRunning bool
@@ -124,14 +124,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		now:     opts.Now,
 		ckBytes: opts.CheckpointBytes,
 		m:       m,
-		dict:    newDict(),
+		dict:    newDicts(),
 		lock:    lock,
 		st:      newState(),
 		dd:      newDedup(int64(opts.DedupWindow)),
-		logged:  1, // id 0, the empty string, is implicit
 		reqs:    make(chan *prepared, maxGroupBatches),
 		done:    make(chan struct{}),
 		ckDone:  make(chan error, 1),
+	}
+	for f := range s.logged {
+		s.logged[f] = 1 // id 0, the empty string, is implicit
 	}
 	if err := s.recover(); err != nil {
 		if s.wal != nil {
@@ -199,7 +201,7 @@ func (s *Store) ClientNames(ctx context.Context) (map[string]string, error) {
 	strs := s.dict.all() // after s.mu: see Query
 	out := make(map[string]string, len(s.st.names))
 	for client, name := range s.st.names {
-		out[strs[client]] = strs[name]
+		out[strs[fClient][client]] = strs[fName][name]
 	}
 	return out, nil
 }
@@ -304,10 +306,11 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 		slimIndex: make(map[rowKey]int32, len(b.Events)/8),
 		done:      make(chan error, 1),
 	}
-	const fields = 6
+	const fields = numFields
 	ids := make([]uint32, fields*len(b.Events))
 	fieldsOf := func(e *apiusage.Event) [fields]string {
-		return [fields]string{e.OrganizationID, e.ClientID, e.UserID, e.TemplateURI, e.Method, e.ClientName}
+		return [fields]string{fOrg: e.OrganizationID, fClient: e.ClientID, fUser: e.UserID,
+			fTmpl: e.TemplateURI, fMethod: e.Method, fName: e.ClientName}
 	}
 	const unknown = math.MaxUint32
 	// Neighbouring events mostly share their organization, client, template
@@ -330,7 +333,7 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 				id = lastSeen[j].id
 			default:
 				var ok bool
-				if id, ok = s.dict.ids[f]; !ok {
+				if id, ok = s.dict.ids[j][f]; !ok {
 					id = unknown
 					missing++
 				} else {
@@ -344,16 +347,18 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 	newBytes := 0
 	if missing > 0 {
 		s.dict.mu.Lock()
-		if len(s.dict.strs)+missing >= unknown {
-			s.dict.mu.Unlock()
-			return nil, errors.New("dictionary full")
+		for f := range numFields {
+			if len(s.dict.strs[f])+missing >= unknown {
+				s.dict.mu.Unlock()
+				return nil, errors.New("dictionary full")
+			}
 		}
 		for i := range b.Events {
 			for j, f := range fieldsOf(&b.Events[i]) {
 				if ids[i*fields+j] == unknown {
-					n := len(s.dict.strs)
-					ids[i*fields+j] = s.dict.addLocked(f)
-					if len(s.dict.strs) > n {
+					n := len(s.dict.strs[j])
+					ids[i*fields+j] = s.dict.addLocked(j, f)
+					if len(s.dict.strs[j]) > n {
 						newBytes += len(f) + 10
 					}
 				}
@@ -366,20 +371,20 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 	for i := range b.Events {
 		e := &b.Events[i]
 		f := ids[i*fields : (i+1)*fields]
-		rk := rowKey{hour: floorDiv(e.Time.Unix(), 3600), k: key{org: f[0], client: f[1], user: f[2], tmpl: f[3], method: f[4]}}
+		rk := rowKey{hour: floorDiv(e.Time.Unix(), 3600), k: key{org: f[fOrg], client: f[fClient], user: f[fUser], tmpl: f[fTmpl], method: f[fMethod]}}
 		var c cnt
 		c.count(e.Status)
 		if e.ID != "" {
-			p.ids = append(p.ids, idEvent{id: e.ID, rk: rk, c: c, name: f[5], pos: i})
+			p.ids = append(p.ids, idEvent{id: e.ID, rk: rk, c: c, name: f[fName], pos: i})
 			idBytes += len(e.ID) + 10
 			continue
 		}
 		p.addDelta(rk, c)
-		if f[5] != 0 {
+		if f[fName] != 0 {
 			if last == nil {
 				last = map[uint32]nameAt{}
 			}
-			last[f[1]] = nameAt{client: f[1], name: f[5], pos: i}
+			last[f[fClient]] = nameAt{client: f[fClient], name: f[fName], pos: i}
 		}
 	}
 	for _, n := range last {
@@ -455,10 +460,24 @@ func (s *Store) commit(group []*prepared) {
 	buf = append(buf, recGroup)
 	buf = putVarint(buf, now)
 	strs := s.dict.all()
-	buf = putUvarint(buf, uint64(s.logged))
-	buf = putUvarint(buf, uint64(len(strs)-s.logged))
-	for _, str := range strs[s.logged:] {
-		buf = putString(buf, str)
+	newStrs := false
+	sections := 0
+	for f := range numFields {
+		if len(strs[f]) > s.logged[f] {
+			sections++
+		}
+	}
+	buf = putUvarint(buf, uint64(sections))
+	for f := range numFields {
+		if len(strs[f]) > s.logged[f] {
+			newStrs = true
+			buf = append(buf, byte(f))
+			buf = putUvarint(buf, uint64(s.logged[f]))
+			buf = putUvarint(buf, uint64(len(strs[f])-s.logged[f]))
+			for _, str := range strs[f][s.logged[f]:] {
+				buf = putString(buf, str)
+			}
+		}
 	}
 	written := 0
 	for _, p := range group {
@@ -478,7 +497,7 @@ func (s *Store) commit(group []*prepared) {
 	buf = endFrame(buf, start)
 	s.buf = buf
 
-	if written > 0 || len(strs) > s.logged {
+	if written > 0 || newStrs {
 		if err := s.writeWAL(buf); err != nil {
 			s.broken = fmt.Errorf("usage store stopped after a failed WAL write: %w", err)
 			s.log.Error("WAL write failed; appends are refused until restart", "err", err)
@@ -489,7 +508,9 @@ func (s *Store) commit(group []*prepared) {
 			}
 			return
 		}
-		s.logged = len(strs)
+		for f := range numFields {
+			s.logged[f] = len(strs[f])
+		}
 	}
 
 	s.mu.Lock()

@@ -18,7 +18,8 @@ import (
 //
 //	byte    recGroup
 //	varint  at: the writer's clock (unix ns) when it decided the group
-//	uvarint first new dictionary id, uvarint count, that many strings
+//	uvarint n, n × (byte field, uvarint first new id, uvarint count, that
+//	        many strings): the dictionary entries added since the last record
 //	then batches, each secBatch followed by:
 //	  string  idempotency key ("" for none); with a key, uvarint accepted,
 //	          uvarint duplicates (the receipt to replay)
@@ -76,26 +77,31 @@ func (s *Store) replayRecord(payload []byte, now int64) error {
 		return fmt.Errorf("unknown record type")
 	}
 	at := d.varint()
-	first := d.uvarint()
-	n := d.count(1)
-	if d.err != nil || first > uint64(len(s.dict.strs)) {
-		return fmt.Errorf("dictionary entries do not follow: first %d, have %d", first, len(s.dict.strs))
-	}
-	for i := range n {
-		str := d.string()
-		if id := first + uint64(i); d.err == nil && id >= uint64(len(s.dict.strs)) {
-			if s.dict.addLocked(str) != uint32(id) {
-				return fmt.Errorf("dictionary string %d repeats an earlier one", id)
+	for range d.count(3) {
+		f := int(d.byte())
+		first := d.uvarint()
+		n := d.count(1)
+		if d.err != nil || f >= numFields || first > uint64(len(s.dict.strs[f])) {
+			return fmt.Errorf("dictionary entries do not follow")
+		}
+		for i := range n {
+			str := d.string()
+			if id := first + uint64(i); d.err == nil && id >= uint64(len(s.dict.strs[f])) {
+				if s.dict.addLocked(f, str) != uint32(id) {
+					return fmt.Errorf("dictionary string %d of field %d repeats an earlier one", id, f)
+				}
 			}
 		}
 	}
-	s.logged = len(s.dict.strs)
-	nstr := uint32(len(s.dict.strs))
-	checkID := func(ids ...uint32) {
-		for _, id := range ids {
-			if id >= nstr {
-				d.fail()
-			}
+	var nstr [numFields]uint32
+	for f := range numFields {
+		s.logged[f] = len(s.dict.strs[f])
+		nstr[f] = uint32(len(s.dict.strs[f]))
+	}
+	checkKey := func(k key) {
+		if k.org >= nstr[fOrg] || k.client >= nstr[fClient] || k.user >= nstr[fUser] ||
+			k.tmpl >= nstr[fTmpl] || k.method >= nstr[fMethod] {
+			d.fail()
 		}
 	}
 	for d.err == nil {
@@ -119,14 +125,18 @@ func (s *Store) replayRecord(payload []byte, now int64) error {
 		}
 		for range d.count(2) {
 			k := idKey{org: d.u32(), id: d.string()}
-			checkID(k.org)
+			if k.org >= nstr[fOrg] {
+				d.fail()
+			}
 			if d.err == nil && s.dd.live(at, now) {
 				s.dd.addID(k, at)
 			}
 		}
 		for range d.count(2) {
 			client, name := d.u32(), d.u32()
-			checkID(client, name)
+			if client >= nstr[fClient] || name >= nstr[fName] {
+				d.fail()
+			}
 			if d.err == nil {
 				s.st.names[client] = name
 			}
@@ -136,7 +146,7 @@ func (s *Store) replayRecord(payload []byte, now int64) error {
 			hour += d.varint()
 			k := key{org: d.u32(), client: d.u32(), user: d.u32(), tmpl: d.u32(), method: d.u32()}
 			c := d.cnt()
-			checkID(k.org, k.client, k.user, k.tmpl, k.method)
+			checkKey(k)
 			if d.err == nil {
 				s.st.apply(delta{hour: hour, k: k, c: c})
 			}

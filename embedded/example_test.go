@@ -39,7 +39,7 @@ func Example() {
 	fmt.Printf("again: replayed %v\n", r.Replayed)
 
 	rows, err := s.Query(ctx, apiusage.Query{
-		Interval:       apiusage.Interval{Start: at.Truncate(24 * time.Hour), End: at.Truncate(24 * time.Hour).AddDate(0, 0, 1)},
+		Interval:       apiusage.Interval{Start: at.Truncate(24 * time.Hour), End: at.Truncate(24*time.Hour).AddDate(0, 0, 1)},
 		Granularity:    apiusage.GranularityDay,
 		GroupBy:        []apiusage.Dimension{apiusage.DimClient},
 		OrganizationID: "acme",

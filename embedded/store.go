@@ -78,11 +78,11 @@ type Store struct {
 	// Owned by the writer goroutine (and by Open before it starts).
 	dd        *dedup
 	wal       *os.File
-	seg       uint64 // number of the WAL segment being written
-	walOff    int64  // where the next record goes in it
-	walSize   int64  // bytes in segments no snapshot covers
+	seg       uint64         // number of the WAL segment being written
+	walOff    int64          // where the next record goes in it
+	walSize   int64          // bytes in segments no snapshot covers
 	logged    [numFields]int // dictionary entries written to the WAL or a snapshot
-	broken    error  // a failed WAL write: nothing more may be appended
+	broken    error          // a failed WAL write: nothing more may be appended
 	buf       []byte
 	ckRunning bool
 	ckDone    chan error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +162,9 @@ func queryFixture(b *testing.B, days, perHour int) *Store {
 		}
 		s.st.applyPrepared(p)
 	}
+	for f := range numFields {
+		s.logged[f] = len(s.dict.strs[f]) // as if the WAL held them
+	}
 	queryFixtures.Store(k, s)
 	return s
 }
@@ -222,5 +227,49 @@ func BenchmarkQuery(b *testing.B) {
 			b.ReportMetric(float64(full), "hourly-rows")
 			b.ReportMetric(float64(slim), "daily-rows")
 		})
+	}
+}
+
+// BenchmarkCheckpoint measures writing a snapshot of 30 days of traffic, and
+// its size per event: what the data directory costs once checkpointed.
+func BenchmarkCheckpoint(b *testing.B) {
+	const days, perHour = 30, 20_000
+	s := queryFixture(b, days, perHour)
+	dir := b.TempDir()
+	var size int64
+	for i := 0; b.Loop(); i++ {
+		seg := uint64(i + 1)
+		if err := s.cloneState(seg, 0).write(dir); err != nil {
+			b.Fatal(err)
+		}
+		st, err := os.Stat(filepath.Join(dir, snapName(seg)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = st.Size()
+		os.Remove(filepath.Join(dir, snapName(seg)))
+	}
+	b.ReportMetric(float64(size)/float64(days*24*perHour), "bytes/event")
+	b.ReportMetric(float64(size)/(1<<20), "MiB")
+}
+
+// BenchmarkOpen measures a restart: loading the snapshot of 30 days of
+// traffic and rebuilding the slim rollups.
+func BenchmarkOpen(b *testing.B) {
+	const days, perHour = 30, 20_000
+	s := queryFixture(b, days, perHour)
+	dir := b.TempDir()
+	if err := s.cloneState(1, 0).write(dir); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := t.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

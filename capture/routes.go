@@ -88,8 +88,13 @@ func NewRoutes(templates []string) (*Routes, error) {
 	return rt, nil
 }
 
-// Len returns the number of templates in the table.
-func (rt *Routes) Len() int { return rt.n }
+// Len returns the number of templates in the table; a nil table has none.
+func (rt *Routes) Len() int {
+	if rt == nil {
+		return 0
+	}
+	return rt.n
+}
 
 func (rt *Routes) add(template string) error {
 	clean := strings.TrimPrefix(strings.TrimSpace(template), "/")

@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCommand(getenv, stdout, stderr))
 	root.AddCommand(cliCommands(getenv, stdout, stderr)...)
+	root.AddCommand(proxyCommand(getenv, stdout, stderr))
 	_, err := root.ExecuteContextC(ctx)
 	if err != nil && isCobraUsageError(err) {
 		return usageError{err}

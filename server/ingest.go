@@ -58,13 +58,24 @@ func (s *Server) handleIngest() apiFunc {
 		if err != nil {
 			return 0, nil, wrap("append events", err)
 		}
-		if !receipt.Replayed {
-			s.metrics.eventsIngested.Add(float64(receipt.Accepted))
-			s.metrics.eventsDuplicate.Add(float64(receipt.Duplicates))
+		if receipt.Replayed {
+			return http.StatusAccepted, replayedReceipt{receipt}, nil
 		}
+		s.metrics.eventsIngested.Add(float64(receipt.Accepted))
+		s.metrics.eventsDuplicate.Add(float64(receipt.Duplicates))
 		return http.StatusAccepted, receipt, nil
 	}
 }
+
+// replayedHeader tells a client that its batch repeated an Idempotency-Key:
+// the body is the first answer's, as the contract wants, so only a header can
+// say that nothing was stored this time.
+const replayedHeader = "Idempotent-Replayed"
+
+// replayedReceipt is the answer to a replayed batch.
+type replayedReceipt struct{ apiusage.Receipt }
+
+func (replayedReceipt) setHeaders(h http.Header) { h.Set(replayedHeader, "true") }
 
 // isNDJSON reports whether the content type is newline-delimited JSON.
 func isNDJSON(contentType string) bool {

@@ -142,8 +142,19 @@ func TestIngest(t *testing.T) {
 		events := batch(6)
 		events[0].ID, events[1].ID = "id-x", "id-x"
 		key := map[string]string{"Idempotency-Key": "batch-1"}
-		accepted(t, post(a, events, key), 6, 1)
-		accepted(t, post(a, events, key), 6, 1)
+		first := post(a, events, key)
+		accepted(t, first, 6, 1)
+		if got := first.header.Get("Idempotent-Replayed"); got != "" {
+			t.Fatalf("first answer: Idempotent-Replayed %q, want none", got)
+		}
+		again := post(a, events, key)
+		accepted(t, again, 6, 1)
+		if got := again.header.Get("Idempotent-Replayed"); got != "true" {
+			t.Fatalf("replayed answer: Idempotent-Replayed %q, want true", got)
+		}
+		if string(again.body) != string(first.body) {
+			t.Fatalf("replayed body %s, want the first answer %s", again.body, first.body)
+		}
 		total += 5
 		stored(t, total)
 	})

@@ -59,6 +59,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	if hb, ok := body.(headerBody); ok {
+		hb.setHeaders(h)
+	}
 	w.WriteHeader(status)
 	if body == nil {
 		return
@@ -70,6 +73,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 		s.log.Debug("write response", "contextId", contextID(r), "err", err)
 	}
 }
+
+// headerBody is a response body that also sets response headers.
+type headerBody interface{ setHeaders(http.Header) }
 
 // writeError is the one place that turns an error into the contract's
 // ErrorBody. Any error that is not an *apiusage.Error is internal: it is

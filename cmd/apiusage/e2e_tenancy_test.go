@@ -40,6 +40,23 @@ func TestE2ETenantIsolation(t *testing.T) {
 			checkIsolation(t, s, c.from, c.to)
 		})
 	}
+	// Idempotency keys and event ids belong to their organization: the
+	// same key and the same event id in two organizations are two batches
+	// and two requests, each counted.
+	t.Run("keys and event ids do not cross organizations", func(t *testing.T) {
+		for _, tn := range []*tenant{a, b} {
+			e := apiusage.Event{ID: "same-event-id", Time: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), OrganizationID: tn.orgID,
+				ClientID: tn.admin.ID, TemplateURI: "api/v2/" + strings.ToLower(tn.name), Method: "GET", Status: 200}
+			resp := s.e2eRaw(t, e2eRequest{Method: http.MethodPost, Path: "/api/v2/usage/events", Token: tn.adminToken,
+				Body: e2eJSON(t, []apiusage.Event{e}), Header: map[string]string{"Idempotency-Key": "same-key"}})
+			if resp.Status != http.StatusAccepted || !strings.Contains(string(resp.Body), `"accepted":1,"duplicates":0`) {
+				t.Errorf("%s: POST with a key and an event id the other organization used: %s, want accepted 1, duplicates 0", tn.name, resp)
+			}
+			tn.events++
+			s.e2eWaitRequests(t, tn.adminToken, "/api/v2/usage/query", tn.events)
+		}
+	})
+
 	// Nothing that was tried changed the other organization: its clients
 	// still have their names and secrets, and its counts are whole.
 	for _, tn := range []*tenant{a, b} {

@@ -16,6 +16,10 @@ func TestE2ETokenExpiry(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, map[string]string{"APIUSAGE_TOKEN_TTL": "2s"})
 	_, admin := s.createOrganization(t, "Acme")
+	// Tokens expire at a whole second (their exp claim is in seconds), so a
+	// token got late in a second lasts barely one: log in just after a
+	// second starts, for close to the full two seconds of use.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
 	resp := s.e2eLogin(t, admin.ID, admin.Secret)
 	var tok struct {
 		AccessToken string `json:"access_token"`

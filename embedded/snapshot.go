@@ -25,10 +25,12 @@ import (
 //	'T' varint hour, uvarint n, then n org ids, n client ids, n user ids,
 //	    n template ids, n method ids (uvarints, column by column, which
 //	    varint-packs well), then n counters
+//	'S' varint day, uvarint n, then the columns of 'T' but the user's: the
+//	    slim daily rollup, stored although it could be derived from the
+//	    hourly one, because rebuilding it was most of the time a restart took
 //	'E' (nothing): the end; a snapshot without it is incomplete
 //
-// Only the full hourly rollup is stored: the slim daily one is rebuilt from
-// it on load. Big sections are split over several frames (maxChunk items) so
+// Big sections are split over several frames (maxChunk items) so
 // that neither writing nor reading needs one huge buffer.
 const (
 	snapMagic   = "apiusage snapshot"
@@ -43,6 +45,7 @@ const (
 	frameKeys       = 'K'
 	frameIDs        = 'I'
 	frameTable      = 'T'
+	frameSlim       = 'S'
 	frameEnd        = 'E'
 )
 
@@ -57,6 +60,7 @@ type snapshot struct {
 	keys   []snapKey
 	ids    []fifoItem[idKey]
 	tables []snapTable
+	slims  []snapTable // hour is the day
 }
 
 type snapKey struct {
@@ -114,6 +118,9 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 				t.index = nil
 			}
 		}
+		n := len(p.slim.keys)
+		snap.slims = append(snap.slims, snapTable{hour: p.day, keys: p.slim.keys[:n:n], cnts: p.slim.cnts[:n:n]})
+		p.slim.shared = true
 		if cold {
 			p.slim.index = nil
 		}
@@ -209,34 +216,45 @@ func (snap *snapshot) write(dir string) (err error) {
 			return err
 		}
 	}
-	for _, t := range snap.tables {
-		for i := 0; i < len(t.keys); i += maxChunk {
-			keys := t.keys[i:min(i+maxChunk, len(t.keys))]
-			frame(frameTable)
-			buf = putVarint(buf, t.hour)
-			buf = putUvarint(buf, uint64(len(keys)))
-			for _, k := range keys {
-				buf = putUvarint(buf, uint64(k.org))
-			}
-			for _, k := range keys {
-				buf = putUvarint(buf, uint64(k.client))
-			}
-			for _, k := range keys {
-				buf = putUvarint(buf, uint64(k.user))
-			}
-			for _, k := range keys {
-				buf = putUvarint(buf, uint64(k.tmpl))
-			}
-			for _, k := range keys {
-				buf = putUvarint(buf, uint64(k.method))
-			}
-			for _, c := range t.cnts[i : i+len(keys)] {
-				buf = putCnt(buf, c)
-			}
-			if err := flush(); err != nil {
-				return err
+	writeTables := func(kind byte, tables []snapTable) error {
+		for _, t := range tables {
+			for i := 0; i < len(t.keys); i += maxChunk {
+				keys := t.keys[i:min(i+maxChunk, len(t.keys))]
+				frame(kind)
+				buf = putVarint(buf, t.hour)
+				buf = putUvarint(buf, uint64(len(keys)))
+				for _, k := range keys {
+					buf = putUvarint(buf, uint64(k.org))
+				}
+				for _, k := range keys {
+					buf = putUvarint(buf, uint64(k.client))
+				}
+				if kind == frameTable {
+					for _, k := range keys {
+						buf = putUvarint(buf, uint64(k.user))
+					}
+				}
+				for _, k := range keys {
+					buf = putUvarint(buf, uint64(k.tmpl))
+				}
+				for _, k := range keys {
+					buf = putUvarint(buf, uint64(k.method))
+				}
+				for _, c := range t.cnts[i : i+len(keys)] {
+					buf = putCnt(buf, c)
+				}
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
+		return nil
+	}
+	if err := writeTables(frameTable, snap.tables); err != nil {
+		return err
+	}
+	if err := writeTables(frameSlim, snap.slims); err != nil {
+		return err
 	}
 	frame(frameEnd)
 	if err := flush(); err != nil {
@@ -332,8 +350,8 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 					s.dd.addID(idKey{org: org, id: id}, at)
 				}
 			}
-		case frameTable:
-			s.loadTable(&d)
+		case frameTable, frameSlim:
+			s.loadTable(&d, kind == frameSlim)
 		case frameEnd:
 			if len(d.b) != 0 {
 				d.fail()
@@ -343,9 +361,6 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 			}
 			for f := range numFields {
 				s.logged[f] = len(s.dict.strs[f])
-			}
-			for _, p := range s.st.days {
-				p.slim.index = nil // built again by the first write, if any
 			}
 			s.st.last = nil
 			return nil
@@ -361,11 +376,12 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	}
 }
 
-// loadTable appends a 'T' frame's rows to their hour, without building the
-// hour's index, and adds them to the day's slim rollup.
-func (s *Store) loadTable(d *decoder) {
+// loadTable appends the rows of a 'T' frame to their hour, or of an 'S'
+// frame to their day's slim rollup, without building an index: most tables
+// are never written again.
+func (s *Store) loadTable(d *decoder, slim bool) {
 	hour := d.varint()
-	n := d.count(7)
+	n := d.count(6)
 	if d.err != nil {
 		return
 	}
@@ -381,6 +397,9 @@ func (s *Store) loadTable(d *decoder) {
 		{fMethod, func(k *key) *uint32 { return &k.method }},
 	}
 	for _, col := range cols {
+		if slim && col.field == fUser {
+			continue
+		}
 		nstr := uint32(len(s.dict.strs[col.field]))
 		for i := range keys {
 			v := d.u32()
@@ -397,21 +416,24 @@ func (s *Store) loadTable(d *decoder) {
 	if d.err != nil {
 		return
 	}
-	day := floorDiv(hour, 24)
-	p := s.st.part(day)
-	h := hour - day*24
-	t := p.hours[h]
-	if t == nil {
-		t = &table{keys: keys, cnts: cnts}
-		p.hours[h] = t
+	var t *table
+	if slim {
+		t = &s.st.part(hour).slim
 	} else {
-		t.keys = append(t.keys, keys...)
-		t.cnts = append(t.cnts, cnts...)
+		day := floorDiv(hour, 24)
+		p := s.st.part(day)
+		h := hour - day*24
+		if p.hours[h] == nil {
+			p.hours[h] = new(table)
+		}
+		t = p.hours[h]
 	}
-	for i, k := range keys {
-		k.user = 0
-		p.slim.add(k, cnts[i])
+	if t.keys == nil {
+		t.keys, t.cnts = keys, cnts
+		return
 	}
+	t.keys = append(t.keys, keys...)
+	t.cnts = append(t.cnts, cnts...)
 }
 
 // startCheckpoint begins a checkpoint: it starts a new WAL segment, takes a

@@ -154,8 +154,10 @@ feed:
 		return out
 	}
 	got := byUser()
+	stored := make([]bool, batches)
 	for i, st := range state {
 		n := got[batchUser(i)]
+		stored[i] = n == batchSize
 		switch {
 		case st == batchAcked && n != batchSize:
 			t.Errorf("acknowledged batch %d counts %d requests after the restart, want %d", i, n, batchSize)
@@ -180,6 +182,11 @@ feed:
 		if err != nil || resp.Status != http.StatusAccepted {
 			t.Fatalf("re-send batch %d: %v %v", i, resp, err)
 		}
+		// The server says a re-sent batch was a replay exactly when its
+		// first attempt had been stored.
+		if replayed := resp.Header.Get("Idempotent-Replayed") == "true"; replayed != stored[i] {
+			t.Errorf("re-send of unacknowledged batch %d: Idempotent-Replayed %v, but its first attempt was stored: %v", i, replayed, stored[i])
+		}
 		first[i] = resp.Body
 	}
 	p2.e2eWaitRequests(t, token, "/api/v2/usage/query", batches*batchSize)
@@ -198,6 +205,9 @@ feed:
 		resp, err := send(p2.testServer, i)
 		if err != nil || resp.Status != http.StatusAccepted {
 			t.Fatalf("replay batch %d: %v %v", i, resp, err)
+		}
+		if resp.Header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay of batch %d: no Idempotent-Replayed: true header", i)
 		}
 		var a, b map[string]any
 		if json.Unmarshal(resp.Body, &a) != nil || json.Unmarshal(first[i], &b) != nil || !reflect.DeepEqual(a, b) {

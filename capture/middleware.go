@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,6 +96,10 @@ type middleware struct {
 	log                         *slog.Logger
 	now                         func() time.Time
 	reqValid, reqAnon, reqRefus prometheus.Counter
+	// writers lends statusWriters, so that a request allocates none: a
+	// handler may not use its ResponseWriter once it has returned, so the
+	// writer is free again then.
+	writers sync.Pool
 }
 
 func newMiddleware(cfg Config) (*middleware, error) {
@@ -118,6 +123,7 @@ func newMiddleware(cfg Config) (*middleware, error) {
 		return nil, err
 	}
 	m := &middleware{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	m.writers.New = func() any { return new(statusWriter) }
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -179,13 +185,15 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 		m.reqValid.Inc()
 	}
 
-	sw := &statusWriter{ResponseWriter: w}
+	sw := m.writers.Get().(*statusWriter)
+	*sw = statusWriter{ResponseWriter: w}
 	defer func() {
 		status := sw.status
 		if v := recover(); v != nil {
 			// A handler that aborts on purpose after writing its status
 			// (ReverseProxy when the client goes away mid-body) keeps it;
-			// any other panic is the server failing: a 500.
+			// any other panic is the server failing: a 500. The writer
+			// is not reused: whoever recovers the panic may still hold it.
 			if v != http.ErrAbortHandler || status == 0 {
 				status = http.StatusInternalServerError
 			}
@@ -199,6 +207,8 @@ func (m *middleware) serve(next http.Handler, w http.ResponseWriter, r *http.Req
 			}
 		}
 		m.record(r, id, now, status)
+		*sw = statusWriter{}
+		m.writers.Put(sw)
 	}()
 	next.ServeHTTP(sw, r)
 }

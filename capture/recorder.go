@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,24 +52,27 @@ type Recorder struct {
 	app     apiusage.Appender
 	cfg     RecorderConfig
 	log     *slog.Logger
-	buf     chan apiusage.Event
 	metrics recorderMetrics
 
-	// state counts the Record calls in flight, with closedBit set once
-	// Close has begun: Close waits for the count to reach zero before it
-	// drains the buffer, so that no event slips in behind the last drain.
-	state   atomic.Int64
+	// The buffer is a ring under a mutex rather than a channel: the
+	// shipper takes a whole batch under one lock, where a channel would
+	// take the lock once per event and contend with Record as often.
+	mu     sync.Mutex
+	ring   []apiusage.Event
+	head   int // index of the oldest event
+	n      int // events in the ring
+	closed bool
+
+	wake    chan struct{} // a batch is full
 	closing chan struct{}
 	done    chan struct{}
+	err     error // the shipper's last word, read after done
 	// stop is canceled when Close's context is done, ending retries.
 	stop   context.Context
 	cancel context.CancelCauseFunc
 	// clock stamps the events of the middleware; see coarseClock.
 	clock *coarseClock
-	err   error // the shipper's last word, read after done
 }
-
-const closedBit = int64(1) << 62
 
 type recorderMetrics struct {
 	recorded, shipped, batches, failures prometheus.Counter
@@ -103,10 +106,13 @@ func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
 		cfg.AttemptTimeout = 30 * time.Second
 	}
 	r := &Recorder{
-		app:     app,
-		cfg:     cfg,
-		log:     cfg.Logger,
-		buf:     make(chan apiusage.Event, cfg.Buffer),
+		app: app,
+		cfg: cfg,
+		log: cfg.Logger,
+		// Untouched pages of the ring cost no memory until the buffer
+		// first fills that far.
+		ring:    make([]apiusage.Event, cfg.Buffer),
+		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -152,12 +158,12 @@ func (r *Recorder) initMetrics(reg prometheus.Registerer) error {
 	buffered := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "apiusage", Subsystem: "capture", Name: "buffer_events",
 		Help: "Events waiting in the buffer.",
-	}, func() float64 { return float64(len(r.buf)) })
+	}, func() float64 { return float64(r.buffered()) })
 	capacity := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "apiusage", Subsystem: "capture", Name: "buffer_capacity_events",
 		Help: "Events the buffer holds when full.",
 	})
-	capacity.Set(float64(cap(r.buf)))
+	capacity.Set(float64(len(r.ring)))
 	for _, c := range []prometheus.Collector{m.recorded, m.shipped, m.batches, m.failures, m.latency, dropped, buffered, capacity} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register recorder metrics: %w", err)
@@ -171,32 +177,71 @@ func (r *Recorder) initMetrics(reg prometheus.Registerer) error {
 // event is dropped and counted. Events are validated by the shipper, off the
 // caller's path.
 func (r *Recorder) Record(e apiusage.Event) bool {
-	if r.state.Add(1)&closedBit != 0 {
-		r.state.Add(-1)
-		r.metrics.dropClosed.Inc()
+	r.mu.Lock()
+	if r.closed || r.n == len(r.ring) {
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			r.metrics.dropClosed.Inc()
+		} else {
+			r.metrics.dropFull.Inc()
+		}
 		return false
 	}
-	select {
-	case r.buf <- e:
-		r.state.Add(-1)
-		r.metrics.recorded.Inc()
-		return true
-	default:
-		r.state.Add(-1)
-		r.metrics.dropFull.Inc()
-		return false
+	i := r.head + r.n
+	if i >= len(r.ring) {
+		i -= len(r.ring)
 	}
+	r.ring[i] = e
+	r.n++
+	full := r.n == r.cfg.BatchSize
+	r.mu.Unlock()
+	r.metrics.recorded.Inc()
+	if full {
+		select {
+		case r.wake <- struct{}{}:
+		default: // the shipper has been told already
+		}
+	}
+	return true
+}
+
+// buffered returns the number of events in the buffer.
+func (r *Recorder) buffered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// take moves up to a batch of events from the buffer to dst, when at least
+// least of them are waiting.
+func (r *Recorder) take(dst []apiusage.Event, least int) []apiusage.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n < least || r.n == 0 {
+		return dst
+	}
+	k := min(r.n, r.cfg.BatchSize)
+	for j := 0; j < k; j++ {
+		i := r.head + j
+		if i >= len(r.ring) {
+			i -= len(r.ring)
+		}
+		dst = append(dst, r.ring[i])
+		r.ring[i] = apiusage.Event{} // let the strings go
+	}
+	r.head = (r.head + k) % len(r.ring)
+	r.n -= k
+	return dst
 }
 
 // Close stops taking events and ships every buffered one, retrying until ctx
 // is done. Events still unshipped then are counted as dropped, and Close
 // returns an error saying how many. Close must be called once.
 func (r *Recorder) Close(ctx context.Context) error {
-	r.state.Or(closedBit)
-	for r.state.Load() != closedBit {
-		// Record calls in flight finish in nanoseconds.
-		time.Sleep(10 * time.Microsecond)
-	}
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	unhook := context.AfterFunc(ctx, func() { r.cancel(context.Cause(ctx)) })
 	defer unhook()
 	close(r.closing)
@@ -205,82 +250,61 @@ func (r *Recorder) Close(ctx context.Context) error {
 	return r.err
 }
 
-// ship is the shipper: it gathers batches from the buffer and appends them,
-// until Close.
+// ship is the shipper: it sends full batches as soon as they are, and
+// whatever is buffered every FlushInterval, until Close; then it sends what
+// is left.
 func (r *Recorder) ship() {
 	defer close(r.done)
 	defer r.cancel(nil)
-	stop := r.stop
-	var closing bool
+	tick := time.NewTicker(r.cfg.FlushInterval)
+	defer tick.Stop()
 	batch := make([]apiusage.Event, 0, r.cfg.BatchSize)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	closing := false
 	for {
-		batch = batch[:0]
-		if !closing {
-			select {
-			case e := <-r.buf:
-				batch = r.add(batch, e)
-			case <-r.closing:
-				closing = true
-			}
+		least := r.cfg.BatchSize // only full batches
+		select {
+		case <-r.wake:
+		case <-tick.C:
+			least = 1
+		case <-r.closing:
+			closing, least = true, 1
 		}
-		if !closing {
-			// Gather a batch until it is full or the first event has
-			// waited FlushInterval.
-			timer.Reset(r.cfg.FlushInterval)
-		gather:
-			for len(batch) < r.cfg.BatchSize {
-				select {
-				case e := <-r.buf:
-					batch = r.add(batch, e)
-				case <-timer.C:
-					break gather
-				case <-r.closing:
-					closing = true
-					break gather
-				}
-			}
-			timer.Stop()
-		}
-		if closing {
-			// Close waited for Record calls in flight, so nothing new
-			// arrives: take what is buffered without waiting.
-		drain:
-			for len(batch) < r.cfg.BatchSize {
-				select {
-				case e := <-r.buf:
-					batch = r.add(batch, e)
-				default:
-					break drain
-				}
-			}
+		for {
+			batch = r.validate(r.take(batch[:0], least))
 			if len(batch) == 0 {
+				if r.buffered() >= least && least > 0 {
+					continue // every event of the batch was invalid
+				}
+				break
+			}
+			if !r.send(r.stop, batch) {
+				// Close's deadline passed: what is left is lost, and
+				// counted.
+				lost := len(batch) + r.buffered()
+				r.metrics.dropShut.Add(float64(lost))
+				r.err = fmt.Errorf("recorder closed with %d events unshipped: %w", lost, context.Cause(r.stop))
 				return
 			}
 		}
-		if len(batch) == 0 {
-			continue
-		}
-		if !r.send(stop, batch) {
-			// Close's deadline passed: what is left is lost, and counted.
-			lost := len(batch) + len(r.buf)
-			r.metrics.dropShut.Add(float64(lost))
-			r.err = fmt.Errorf("recorder closed with %d events unshipped: %w", lost, context.Cause(stop))
+		if closing {
 			return
 		}
 	}
 }
 
-// add validates an event and appends it to the batch; an invalid event
-// would make the whole batch fail, so it is dropped and counted instead.
-func (r *Recorder) add(batch []apiusage.Event, e apiusage.Event) []apiusage.Event {
-	if err := e.Validate(); err != nil {
-		r.metrics.dropInvalid.Inc()
-		r.log.Debug("drop invalid event", "err", err, "template", e.TemplateURI, "method", e.Method)
-		return batch
+// validate drops the invalid events of a batch, counting them, and
+// normalizes the others: one invalid event would make the whole batch fail.
+func (r *Recorder) validate(batch []apiusage.Event) []apiusage.Event {
+	out := batch[:0]
+	for _, e := range batch {
+		if err := e.Validate(); err != nil {
+			r.metrics.dropInvalid.Inc()
+			r.log.Debug("drop invalid event", "err", err, "template", e.TemplateURI, "method", e.Method)
+			continue
+		}
+		out = append(out, e.Normalize())
 	}
-	return append(batch, e.Normalize())
+	return out
 }
 
 // send appends one batch under a new idempotency key. It reports false

@@ -234,14 +234,15 @@ func (n *node) match(path string) string {
 	if path == "" {
 		return n.template
 	}
-	seg, rest, more := strings.Cut(path, "/")
+	// IndexByte, not Cut: a one-byte separator has a faster search.
+	seg, rest, more := path, "", false
+	if i := strings.IndexByte(path, '/'); i >= 0 {
+		seg, rest, more = path[:i], path[i+1:], true
+	}
 	if seg == "" {
 		// An empty segment (a double slash) matches nothing: no template
 		// has one, and a parameter must not be empty.
 		return ""
-	}
-	if !more {
-		rest = ""
 	}
 	if next := n.child(seg); next != nil {
 		if t := next.descend(rest, more); t != "" {

@@ -239,7 +239,7 @@ func BenchmarkCheckpoint(b *testing.B) {
 	var size int64
 	for i := 0; b.Loop(); i++ {
 		seg := uint64(i + 1)
-		if err := s.cloneState(seg, 0).write(dir); err != nil {
+		if _, err := s.cloneState(seg, 0).write(dir); err != nil {
 			b.Fatal(err)
 		}
 		st, err := os.Stat(filepath.Join(dir, snapName(seg)))
@@ -259,7 +259,7 @@ func BenchmarkOpen(b *testing.B) {
 	const days, perHour = 30, 20_000
 	s := queryFixture(b, days, perHour)
 	dir := b.TempDir()
-	if err := s.cloneState(1, 0).write(dir); err != nil {
+	if _, err := s.cloneState(1, 0).write(dir); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

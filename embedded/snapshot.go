@@ -131,20 +131,42 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 // write writes the snapshot durably: to a temporary file, fsynced, renamed
 // into place, and the directory fsynced, so that a crash leaves either the
 // old snapshot or the whole new one.
-func (snap *snapshot) write(dir string) (err error) {
+// It returns the snapshot's size.
+func (snap *snapshot) write(dir string) (size int64, err error) {
+	cw := &countingWriter{}
+	if err := snap.writeFile(dir, cw); err != nil {
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 	path := filepath.Join(dir, snapName(snap.seg))
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
+	cw.w = f
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
 		}
 	}()
-	w := bufio.NewWriterSize(f, 1<<20)
+	w := bufio.NewWriterSize(cw, 1<<20)
 	var buf []byte
 	var start int
 	frame := func(kind byte) { buf, start = beginFrame(buf[:0]); buf = append(buf, kind) }
@@ -284,6 +306,9 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		return err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil {
+		s.lastSnap.Store(st.Size())
+	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var buf []byte
 	seenHeader := false
@@ -457,9 +482,11 @@ func (s *Store) startCheckpoint() {
 // writeCheckpoint writes a snapshot and deletes what it makes redundant.
 func (s *Store) writeCheckpoint(snap *snapshot) error {
 	start := time.Now()
-	if err := snap.write(s.dir); err != nil {
+	size, err := snap.write(s.dir)
+	if err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
+	s.lastSnap.Store(size)
 	s.m.checkpointSeconds.Observe(time.Since(start).Seconds())
 	s.log.Debug("checkpoint written", "snapshot", snapName(snap.seg), "tables", len(snap.tables),
 		"seconds", time.Since(start).Seconds())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +87,9 @@ type Store struct {
 	buf       []byte
 	ckRunning bool
 	ckDone    chan error
-	ckFailed  int64 // walSize at the last failed checkpoint, to back off
-	ckCovered int64 // walSize the running checkpoint covers
+	ckFailed  int64        // walSize at the last failed checkpoint, to back off
+	ckCovered int64        // walSize the running checkpoint covers
+	lastSnap  atomic.Int64 // size of the newest snapshot, in bytes
 }
 
 // Open opens the usage store in dir, creating the directory when needed, and
@@ -434,7 +436,11 @@ func (s *Store) writer() {
 		}
 		s.commit(group)
 		clear(group)
-		if s.broken == nil && !s.ckRunning && s.walSize >= s.ckBytes && s.walSize-s.ckFailed >= s.ckBytes/2 {
+		// The WAL may grow to half the last snapshot when that is more than
+		// the configured bound: a snapshot rewrites the whole state, so
+		// its cost stays proportional to what was appended since the last.
+		bound := max(s.ckBytes, s.lastSnap.Load()/2)
+		if s.broken == nil && !s.ckRunning && s.walSize >= bound && s.walSize-s.ckFailed >= bound/2 {
 			s.startCheckpoint()
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -248,4 +249,32 @@ func BenchmarkRoutesMatch(b *testing.B) {
 			b.Fatal("no match")
 		}
 	}
+}
+
+// TestRoutesManyLiterals crosses the number of literal children kept in a
+// slice, so that both lookups are used.
+func TestRoutesManyLiterals(t *testing.T) {
+	var templates []string
+	for i := range 3 * maxFew {
+		templates = append(templates, "/r/lit"+strconv.Itoa(i)+"/{id}")
+	}
+	templates = append(templates, "/r/{other}/{id}")
+	rt, err := NewRoutes(templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 * maxFew {
+		path := "/r/lit" + strconv.Itoa(i) + "/9"
+		if got, want := mustMatch(rt, path), "r/lit"+strconv.Itoa(i)+"/{id}"; got != want {
+			t.Errorf("Match(%q) = %q, want %q", path, got, want)
+		}
+	}
+	if got, want := mustMatch(rt, "/r/zzz/9"), "r/{other}/{id}"; got != want {
+		t.Errorf("Match(/r/zzz/9) = %q, want %q", got, want)
+	}
+}
+
+func mustMatch(rt *Routes, path string) string {
+	t, _ := rt.Match(path)
+	return t
 }

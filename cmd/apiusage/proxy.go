@@ -322,7 +322,6 @@ func runProxy(ctx context.Context, cfg proxyConfig, stdout, stderr io.Writer) (e
 	}
 	servers := []*http.Server{newProxyServer(handler, logger)}
 	listeners := []net.Listener{ln}
-	fmt.Fprintf(stdout, "apiusage proxy listening on %s://%s, forwarding to %s\n", scheme, ln.Addr(), cfg.Upstream)
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
@@ -333,6 +332,8 @@ func runProxy(ctx context.Context, cfg proxyConfig, stdout, stderr io.Writer) (e
 		listeners = append(listeners, aln)
 		fmt.Fprintf(stdout, "apiusage proxy admin on http://%s\n", aln.Addr())
 	}
+	// The last line printed: the proxy is ready.
+	fmt.Fprintf(stdout, "apiusage proxy listening on %s://%s, forwarding to %s\n", scheme, ln.Addr(), cfg.Upstream)
 	logger.Info("proxy listening", "addr", ln.Addr().String(), "upstream", cfg.Upstream, "server", cfg.URL, "routes", routes.Len())
 
 	served := make(chan error, len(servers))

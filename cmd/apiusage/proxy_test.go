@@ -2,10 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -55,13 +63,26 @@ paths:
 `
 
 type runningProxy struct {
-	URL    string
+	URL string
+	// Admin is the base URL of /-/healthz and /-/metrics: URL, or the
+	// --admin-listen address.
+	Admin  string
 	cancel context.CancelFunc
 	done   chan error
 	stderr *syncBuffer
 }
 
-var proxyListening = regexp.MustCompile(`apiusage proxy listening on (https?://\S+),`)
+var (
+	proxyListening = regexp.MustCompile(`apiusage proxy listening on (https?://\S+),`)
+	proxyAdmin     = regexp.MustCompile(`apiusage proxy admin on (http://\S+)`)
+)
+
+// probe checks the proxy's health. It trusts any certificate: it asks
+// whether the proxy is up, and the tests check its certificate elsewhere.
+var probe = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+}
 
 // startProxy runs apiusage proxy in process with args added to the
 // required ones, and waits until its health endpoint answers.
@@ -77,7 +98,12 @@ func startProxy(tb testing.TB, env map[string]string, args ...string) *runningPr
 	deadline := time.Now().Add(30 * time.Second)
 	for p.URL == "" {
 		if m := proxyListening.FindStringSubmatch(stdout.String()); m != nil {
-			p.URL = m[1]
+			// The admin line, when there is one, comes before
+			// this one.
+			p.URL, p.Admin = m[1], m[1]
+			if a := proxyAdmin.FindStringSubmatch(stdout.String()); a != nil {
+				p.Admin = a[1]
+			}
 			break
 		}
 		select {
@@ -91,7 +117,7 @@ func startProxy(tb testing.TB, env map[string]string, args ...string) *runningPr
 		}
 	}
 	for {
-		resp, err := http.Get(p.URL + "/-/healthz")
+		resp, err := probe.Get(p.Admin + "/-/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -127,7 +153,7 @@ func (p *runningProxy) stop(tb testing.TB) {
 // metric reads one sample of the proxy's /-/metrics.
 func (p *runningProxy) metric(tb testing.TB, series string) float64 {
 	tb.Helper()
-	resp, err := http.Get(p.URL + "/-/metrics")
+	resp, err := probe.Get(p.Admin + "/-/metrics")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -285,7 +311,7 @@ func TestProxyEndToEnd(t *testing.T) {
 		{"GET", "/internal/debug/%d", "unmatched"},
 	}
 	statuses := []int{200, 200, 200, 201, 204, 302, 304, 400, 404, 429, 500, 503}
-	rng := rand.New(rand.NewPCG(4, 2))
+	rng := mathrand.New(mathrand.NewPCG(4, 2))
 	const n = 600
 	var calls []call
 	for i := range n {
@@ -507,5 +533,117 @@ func TestProxyConfigErrors(t *testing.T) {
 				t.Errorf("run(%q) = %v (exit %d), want a usage error mentioning %q", args, err, exitCode(err), tt.want)
 			}
 		})
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// their paths and a pool trusting the certificate.
+func selfSigned(tb testing.TB) (certFile, keyFile string, pool *x509.CertPool) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "apiusage proxy test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePEM(tb, certFile, "CERTIFICATE", der)
+	writePEM(tb, keyFile, "PRIVATE KEY", keyDER)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+func writePEM(tb testing.TB, path, kind string, der []byte) {
+	tb.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// TestProxyTLSAdminAndAnonymous serves HTTPS in front of an HTTPS upstream
+// trusted through --ca-file, with the admin endpoints on their own listener
+// and anonymous calls let through and recorded in an organization.
+func TestProxyTLSAdminAndAnonymous(t *testing.T) {
+	srv := startServer(t, nil)
+	org, admin := srv.createOrganization(t, "Acme")
+	adminTok := srv.token(t, admin.ID, admin.Secret)
+	app := srv.createClient(t, adminTok, "app", "usage:event:add")
+	reporter := srv.createClient(t, srv.token(t, srv.BootstrapID, srv.BootstrapSecret), "proxy", "usage:event:add:any")
+
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"path":%q,"proto":%q}`, r.URL.Path, r.Header.Get("X-Forwarded-Proto"))
+	}))
+	defer up.Close()
+	caFile := filepath.Join(t.TempDir(), "upstream-ca.pem")
+	writePEM(t, caFile, "CERTIFICATE", up.Certificate().Raw)
+	certFile, keyFile, pool := selfSigned(t)
+	routes := filepath.Join(t.TempDir(), "routes.txt")
+	os.WriteFile(routes, []byte("/api/v2/users/{userId}\n"), 0o600)
+
+	px := startProxy(t, map[string]string{"APIUSAGE_CLIENT_ID": reporter.ID, "APIUSAGE_CLIENT_SECRET": reporter.Secret},
+		"--upstream", up.URL, "--routes", routes, "--url", srv.URL,
+		"--tls-cert", certFile, "--tls-key", keyFile, "--ca-file", caFile,
+		"--admin-listen", "127.0.0.1:0", "--allow-anonymous", "--anonymous-org", org)
+	if !strings.HasPrefix(px.URL, "https://") || px.Admin == px.URL {
+		t.Fatalf("proxy at %s, admin at %s: want HTTPS and a separate admin listener", px.URL, px.Admin)
+	}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	get := func(path, token string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", px.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: status %d: %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if body := get("/api/v2/users/5", srv.token(t, app.ID, app.Secret)); body != `{"path":"/api/v2/users/5","proto":"https"}` {
+		t.Errorf("upstream answered %s", body)
+	}
+	get("/api/v2/users/6", "") // anonymous
+	// With an admin listener, /-/healthz is the upstream's like any path.
+	if body := get("/-/healthz", ""); !strings.Contains(body, `"path":"/-/healthz"`) {
+		t.Errorf("/-/healthz on the proxied listener answered %s, want the upstream's answer", body)
+	}
+	if got := px.metric(t, `apiusage_capture_requests_total{auth="anonymous"}`); got != 2 {
+		t.Errorf("anonymous requests = %v, want 2", got)
+	}
+	px.stop(t)
+
+	got := usageRows(t, srv, adminTok)
+	want := []string{
+		fmt.Sprintf("%s api/v2/users/{userId} GET 2xx=1 3xx=0 4xx=0 5xx=0 429=0 n=1", app.ID),
+		"anonymous api/v2/users/{userId} GET 2xx=1 3xx=0 4xx=0 5xx=0 429=0 n=1",
+		"anonymous unmatched GET 2xx=1 3xx=0 4xx=0 5xx=0 429=0 n=1",
+	}
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the Usage API reports\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -59,8 +59,9 @@ type Recorder struct {
 	// take the lock once per event and contend with Record as often.
 	mu     sync.Mutex
 	ring   []apiusage.Event
-	head   int // index of the oldest event
-	n      int // events in the ring
+	head   int   // index of the oldest event
+	n      int   // events in the ring
+	taken  int64 // events ever taken out of the ring by the shipper
 	closed bool
 
 	wake    chan struct{} // a batch is full
@@ -75,10 +76,13 @@ type Recorder struct {
 }
 
 type recorderMetrics struct {
-	recorded, shipped, batches, failures prometheus.Counter
-	dropFull, dropClosed                 prometheus.Counter
-	dropInvalid, dropRejected, dropShut  prometheus.Counter
-	latency                              prometheus.Histogram
+	// recorded is read from the ring (taken + n) rather than counted by
+	// Record, which keeps an atomic add off every request.
+	recorded                            prometheus.CounterFunc
+	shipped, batches, failures          prometheus.Counter
+	dropFull, dropClosed                prometheus.Counter
+	dropInvalid, dropRejected, dropShut prometheus.Counter
+	latency                             prometheus.Histogram
 }
 
 // NewRecorder returns a Recorder shipping to app, and starts its shipper.
@@ -136,7 +140,8 @@ func (r *Recorder) initMetrics(reg prometheus.Registerer) error {
 		"Events lost, by reason: buffer_full, closed (recorded after Close), invalid (not a valid event), rejected (the server refused the batch), shutdown (not shipped before Close's deadline)."),
 		[]string{"reason"})
 	m := recorderMetrics{
-		recorded: prometheus.NewCounter(opts("events_recorded_total", "Events accepted into the buffer.")),
+		recorded: prometheus.NewCounterFunc(opts("events_recorded_total", "Events accepted into the buffer."),
+			func() float64 { return float64(r.recordedTotal()) }),
 		shipped:  prometheus.NewCounter(opts("events_shipped_total", "Events stored by the appender.")),
 		batches:  prometheus.NewCounter(opts("batches_shipped_total", "Batches stored by the appender.")),
 		failures: prometheus.NewCounter(opts("batch_failures_total", "Attempts at storing a batch that failed (each is retried unless rejected).")),
@@ -196,7 +201,6 @@ func (r *Recorder) Record(e apiusage.Event) bool {
 	r.n++
 	full := r.n == r.cfg.BatchSize
 	r.mu.Unlock()
-	r.metrics.recorded.Inc()
 	if full {
 		select {
 		case r.wake <- struct{}{}:
@@ -204,6 +208,13 @@ func (r *Recorder) Record(e apiusage.Event) bool {
 		}
 	}
 	return true
+}
+
+// recordedTotal returns the number of events ever accepted.
+func (r *Recorder) recordedTotal() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.taken + int64(r.n)
 }
 
 // buffered returns the number of events in the buffer.
@@ -232,6 +243,7 @@ func (r *Recorder) take(dst []apiusage.Event, least int) []apiusage.Event {
 	}
 	r.head = (r.head + k) % len(r.ring)
 	r.n -= k
+	r.taken += int64(k)
 	return dst
 }
 

@@ -50,7 +50,7 @@ func closeRecorder(tb testing.TB, r *Recorder) {
 	}
 }
 
-func count(c prometheus.Counter) int { return int(testutil.ToFloat64(c)) }
+func count(c prometheus.Collector) int { return int(testutil.ToFloat64(c)) }
 
 func TestRecorderShipsInBatches(t *testing.T) {
 	app := &memAppender{}

@@ -57,13 +57,39 @@ func (s *Store) newIDSet(f int, values []string) (idSet, bool) {
 }
 
 // group is one result row before it becomes an apiusage.Row: its bucket (an
-// index into the query's buckets), its key (zero in fields not grouped on),
-// its counts, and its place in the order of results.
+// index into the query's buckets), its key (zero in fields not grouped on)
+// and its counts.
 type group struct {
 	bucket int32
 	k      key
 	c      apiusage.Counts
-	ord    uint64
+}
+
+// groupChunk is how many groups a chunk holds. Groups live in chunks so
+// that a result of a million rows grows without copying what it has.
+const groupChunk = 1 << 14
+
+type groups struct {
+	chunks [][]group
+	n      int
+}
+
+func (g *groups) at(i int32) *group { return &g.chunks[i/groupChunk][i%groupChunk] }
+
+func (g *groups) add(x group) int32 {
+	if g.n%groupChunk == 0 {
+		g.chunks = append(g.chunks, make([]group, 0, groupChunk))
+	}
+	c := &g.chunks[len(g.chunks)-1]
+	*c = append(*c, x)
+	g.n++
+	return int32(g.n - 1)
+}
+
+// ordered is a group's place in the order of results, and its index.
+type ordered struct {
+	ord uint64
+	i   int32
 }
 
 // Query answers q from the rollups. Days wholly inside the interval come from
@@ -130,7 +156,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	// changed to use it.
 	strs := s.dict.all()
 
-	var groups []group
+	var gs groups
 	var buckets []time.Time
 	index := map[key]int32{}
 	scan := func(t *table) {
@@ -143,11 +169,10 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 				tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
 			j, ok := index[g]
 			if !ok {
-				j = int32(len(groups))
+				j = gs.add(group{bucket: b, k: g})
 				index[g] = j
-				groups = append(groups, group{bucket: b, k: g})
 			}
-			c, sum := &t.cnts[i], &groups[j].c
+			c, sum := &t.cnts[i], &gs.at(j).c
 			sum.Requests += int64(c.total)
 			sum.Status200 += int64(c.s2)
 			sum.Status300 += int64(c.s3)
@@ -183,10 +208,11 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	orderGroups(groups, fields, &strs)
+	order := orderGroups(&gs, fields, &strs, 64)
 
-	rows := make([]apiusage.Row, len(groups))
-	for i, g := range groups {
+	rows := make([]apiusage.Row, len(order))
+	for i, o := range order {
+		g := gs.at(o.i)
 		rows[i] = apiusage.Row{
 			Date:           buckets[g.bucket],
 			OrganizationID: strs[fOrg][g.k.org],
@@ -204,14 +230,20 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	return rows, nil
 }
 
-// orderGroups sorts groups as apiusage.CompareRows orders rows: by bucket,
-// then by the grouped fields' strings in GroupBy order. Comparing strings
-// for every comparison of a large result is slow, so each grouped field's
-// distinct ids are ranked once by their strings, and the ranks packed into
-// one integer per group, compared as such when they fit in 64 bits.
-func orderGroups(groups []group, fields []int, strs *[numFields][]string) {
-	if len(groups) < 2 {
-		return
+// orderGroups returns the groups in the order apiusage.CompareRows orders
+// rows: by bucket, then by the grouped fields' strings in GroupBy order.
+// Comparing strings for every comparison of a large result is slow, so each
+// grouped field's distinct ids are ranked once by their strings, and the
+// ranks packed into one integer per group, compared as such when they fit in
+// 64 bits. What is sorted is small (index, packed ranks) pairs, not groups.
+// maxBits is 64 but in tests of the other path.
+func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits int) []ordered {
+	order := make([]ordered, gs.n)
+	for i := range order {
+		order[i].i = int32(i)
+	}
+	if gs.n < 2 {
+		return order
 	}
 	fieldOf := func(k *key, f int) uint32 {
 		switch f {
@@ -228,14 +260,16 @@ func orderGroups(groups []group, fields []int, strs *[numFields][]string) {
 	}
 	ranks := make([][]uint32, len(fields))
 	width := make([]int, len(fields))
-	total := bits.Len(uint(groups[len(groups)-1].bucket))
+	total := bits.Len(uint(gs.at(int32(gs.n - 1)).bucket))
 	for i, f := range fields {
 		seen := make([]bool, len(strs[f]))
 		var ids []uint32
-		for j := range groups {
-			if id := fieldOf(&groups[j].k, f); !seen[id] {
-				seen[id] = true
-				ids = append(ids, id)
+		for _, c := range gs.chunks {
+			for j := range c {
+				if id := fieldOf(&c[j].k, f); !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
 			}
 		}
 		names := strs[f]
@@ -248,19 +282,20 @@ func orderGroups(groups []group, fields []int, strs *[numFields][]string) {
 		width[i] = bits.Len(uint(len(ids)))
 		total += width[i]
 	}
-	if total <= 64 {
-		for j := range groups {
-			g := &groups[j]
+	if total <= maxBits {
+		for j := range order {
+			g := gs.at(int32(j))
 			ord := uint64(g.bucket)
 			for i, f := range fields {
 				ord = ord<<width[i] | uint64(ranks[i][fieldOf(&g.k, f)])
 			}
-			g.ord = ord
+			order[j].ord = ord
 		}
-		slices.SortFunc(groups, func(a, b group) int { return cmp.Compare(a.ord, b.ord) })
-		return
+		slices.SortFunc(order, func(a, b ordered) int { return cmp.Compare(a.ord, b.ord) })
+		return order
 	}
-	slices.SortFunc(groups, func(a, b group) int {
+	slices.SortFunc(order, func(x, y ordered) int {
+		a, b := gs.at(x.i), gs.at(y.i)
 		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
 			return c
 		}
@@ -271,4 +306,5 @@ func orderGroups(groups []group, fields []int, strs *[numFields][]string) {
 		}
 		return 0
 	})
+	return order
 }

@@ -501,7 +501,11 @@ func (s *Store) commit(group []*prepared) {
 	}
 	buf = append(buf, secEnd)
 	buf = endFrame(buf, start)
-	s.buf = buf
+	if cap(buf) <= 8<<20 {
+		s.buf = buf // reused by the next group; a rare huge one is not kept
+	} else {
+		s.buf = nil
+	}
 
 	if written > 0 || newStrs {
 		if err := s.writeWAL(buf); err != nil {

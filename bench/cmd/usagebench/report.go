@@ -201,7 +201,7 @@ func (r *report) markdown(m machineInfo) string {
 	p("")
 	p("## Query latency")
 	p("")
-	p("apiusage: from the POST (or the summary's GET) to the end of the first `Complete` results body, polling every %s, all pages of the simple search included. Baselines: the SQL query's round trip with its rows read. Median / p99 (nearest rank) over n runs.", pollInterval)
+	p("apiusage: from the POST (or the summary's GET) to the end of the first `Complete` results body, polling every %s, all pages of the simple search included. Baselines: the SQL query's round trip with its rows read. Median / p99 (nearest rank) over n runs, the first of which is the correctness check's; each system runs until %d runs and %s of runs are done (at most %d).", pollInterval, r.cfg.MinReps, r.cfg.QueryBudget, r.cfg.MaxReps)
 	p("")
 	p("| query | rows | apiusage | ClickHouse | PostgreSQL | vs ClickHouse | vs PostgreSQL |")
 	p("|---|---:|---:|---:|---:|---:|---:|")

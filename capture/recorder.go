@@ -54,14 +54,17 @@ type Recorder struct {
 	log     *slog.Logger
 	metrics recorderMetrics
 
-	// The buffer is a ring under a mutex rather than a channel: the
-	// shipper takes a whole batch under one lock, where a channel would
-	// take the lock once per event and contend with Record as often.
+	// The buffer is a queue of chunks of up to a batch each, under a
+	// mutex rather than a channel: the shipper takes a whole batch under
+	// one lock, where a channel would take the lock once per event and
+	// contend with Record as often. Chunks are made as events come and
+	// reused once shipped, so that memory, and the garbage collector's
+	// work, follow the events buffered rather than the buffer's capacity.
 	mu     sync.Mutex
-	ring   []apiusage.Event
-	head   int   // index of the oldest event
-	n      int   // events in the ring
-	taken  int64 // events ever taken out of the ring by the shipper
+	chunks [][]apiusage.Event // oldest first; events are added to the last
+	free   [][]apiusage.Event // shipped chunks, emptied, for reuse
+	n      int                // events in the chunks
+	taken  int64              // events ever taken out by the shipper
 	closed bool
 
 	wake    chan struct{} // a batch is full
@@ -76,7 +79,7 @@ type Recorder struct {
 }
 
 type recorderMetrics struct {
-	// recorded is read from the ring (taken + n) rather than counted by
+	// recorded is read from the buffer (taken + n) rather than counted by
 	// Record, which keeps an atomic add off every request.
 	recorded                            prometheus.CounterFunc
 	shipped, batches, failures          prometheus.Counter
@@ -97,6 +100,7 @@ func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
+	cfg.BatchSize = min(cfg.BatchSize, cfg.Buffer)
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = time.Second
 	}
@@ -110,12 +114,9 @@ func NewRecorder(app apiusage.Appender, cfg RecorderConfig) (*Recorder, error) {
 		cfg.AttemptTimeout = 30 * time.Second
 	}
 	r := &Recorder{
-		app: app,
-		cfg: cfg,
-		log: cfg.Logger,
-		// Untouched pages of the ring cost no memory until the buffer
-		// first fills that far.
-		ring:    make([]apiusage.Event, cfg.Buffer),
+		app:     app,
+		cfg:     cfg,
+		log:     cfg.Logger,
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -168,7 +169,7 @@ func (r *Recorder) initMetrics(reg prometheus.Registerer) error {
 		Namespace: "apiusage", Subsystem: "capture", Name: "buffer_capacity_events",
 		Help: "Events the buffer holds when full.",
 	})
-	capacity.Set(float64(len(r.ring)))
+	capacity.Set(float64(r.cfg.Buffer))
 	for _, c := range []prometheus.Collector{m.recorded, m.shipped, m.batches, m.failures, m.latency, dropped, buffered, capacity} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register recorder metrics: %w", err)
@@ -183,7 +184,7 @@ func (r *Recorder) initMetrics(reg prometheus.Registerer) error {
 // caller's path.
 func (r *Recorder) Record(e apiusage.Event) bool {
 	r.mu.Lock()
-	if r.closed || r.n == len(r.ring) {
+	if r.closed || r.n == r.cfg.Buffer {
 		closed := r.closed
 		r.mu.Unlock()
 		if closed {
@@ -193,13 +194,14 @@ func (r *Recorder) Record(e apiusage.Event) bool {
 		}
 		return false
 	}
-	i := r.head + r.n
-	if i >= len(r.ring) {
-		i -= len(r.ring)
+	last := len(r.chunks) - 1
+	if last < 0 || len(r.chunks[last]) == cap(r.chunks[last]) {
+		r.chunks = append(r.chunks, r.newChunk())
+		last++
 	}
-	r.ring[i] = e
+	r.chunks[last] = append(r.chunks[last], e)
 	r.n++
-	full := r.n == r.cfg.BatchSize
+	full := len(r.chunks[last]) == cap(r.chunks[last])
 	r.mu.Unlock()
 	if full {
 		select {
@@ -224,27 +226,44 @@ func (r *Recorder) buffered() int {
 	return r.n
 }
 
-// take moves up to a batch of events from the buffer to dst, when at least
-// least of them are waiting.
-func (r *Recorder) take(dst []apiusage.Event, least int) []apiusage.Event {
+// newChunk returns an empty chunk, reused when one is free. r.mu is held.
+func (r *Recorder) newChunk() []apiusage.Event {
+	if k := len(r.free); k > 0 {
+		c := r.free[k-1]
+		r.free = r.free[:k-1]
+		return c
+	}
+	return make([]apiusage.Event, 0, r.cfg.BatchSize)
+}
+
+// maxFreeChunks bounds the shipped chunks kept for reuse.
+const maxFreeChunks = 4
+
+// take removes the oldest chunk from the buffer and returns it, when it
+// holds at least least events; else it returns nil.
+func (r *Recorder) take(least int) []apiusage.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.n < least || r.n == 0 {
-		return dst
+	if len(r.chunks) == 0 || len(r.chunks[0]) < max(least, 1) {
+		return nil
 	}
-	k := min(r.n, r.cfg.BatchSize)
-	for j := 0; j < k; j++ {
-		i := r.head + j
-		if i >= len(r.ring) {
-			i -= len(r.ring)
-		}
-		dst = append(dst, r.ring[i])
-		r.ring[i] = apiusage.Event{} // let the strings go
+	c := r.chunks[0]
+	copy(r.chunks, r.chunks[1:])
+	r.chunks[len(r.chunks)-1] = nil
+	r.chunks = r.chunks[:len(r.chunks)-1]
+	r.n -= len(c)
+	r.taken += int64(len(c))
+	return c
+}
+
+// recycle returns a shipped chunk for reuse.
+func (r *Recorder) recycle(c []apiusage.Event) {
+	clear(c[:cap(c)]) // let the strings go
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.free) < maxFreeChunks {
+		r.free = append(r.free, c[:0])
 	}
-	r.head = (r.head + k) % len(r.ring)
-	r.n -= k
-	r.taken += int64(k)
-	return dst
 }
 
 // Close stops taking events and ships every buffered one, retrying until ctx
@@ -270,7 +289,6 @@ func (r *Recorder) ship() {
 	defer r.cancel(nil)
 	tick := time.NewTicker(r.cfg.FlushInterval)
 	defer tick.Stop()
-	batch := make([]apiusage.Event, 0, r.cfg.BatchSize)
 	closing := false
 	for {
 		least := r.cfg.BatchSize // only full batches
@@ -282,14 +300,12 @@ func (r *Recorder) ship() {
 			closing, least = true, 1
 		}
 		for {
-			batch = r.validate(r.take(batch[:0], least))
-			if len(batch) == 0 {
-				if r.buffered() >= least && least > 0 {
-					continue // every event of the batch was invalid
-				}
+			chunk := r.take(least)
+			if chunk == nil {
 				break
 			}
-			if !r.send(r.stop, batch) {
+			batch := r.validate(chunk)
+			if len(batch) > 0 && !r.send(r.stop, batch) {
 				// Close's deadline passed: what is left is lost, and
 				// counted.
 				lost := len(batch) + r.buffered()
@@ -297,6 +313,7 @@ func (r *Recorder) ship() {
 				r.err = fmt.Errorf("recorder closed with %d events unshipped: %w", lost, context.Cause(r.stop))
 				return
 			}
+			r.recycle(chunk)
 		}
 		if closing {
 			return

@@ -23,6 +23,11 @@
 //     Config.Unauthenticated can record them under a fixed identity, or
 //     reject them with 401 as the proxy does by default.
 //
+// An event the Usage API cannot count is dropped and counted (reason
+// "invalid") rather than sent: a method outside GET, POST, PUT, PATCH,
+// DELETE, HEAD, OPTIONS, CONNECT and TRACE, or a template longer than the
+// server takes.
+//
 // Recording never blocks the request: a Recorder keeps events in a bounded
 // buffer and ships them in batches from one goroutine to an
 // apiusage.Appender — a Store in the same process, or an HTTPSender posting

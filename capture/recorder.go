@@ -21,9 +21,12 @@ import (
 type RecorderConfig struct {
 	// Buffer is how many events wait in memory for the shipper (65536).
 	// When it is full, events are dropped and counted, never waited for.
+	// A buffered event takes about 150 bytes beside its strings (which
+	// are mostly shared with the token cache and the route table);
+	// memory is taken as events wait, not up front.
 	Buffer int
-	// BatchSize is the most events in one batch (500); keep it within the
-	// server's limit on events per batch.
+	// BatchSize is the most events in one batch (500, and at most
+	// Buffer); keep it within the server's limit on events per batch.
 	BatchSize int
 	// FlushInterval is the longest an event waits for its batch to fill
 	// (1s).

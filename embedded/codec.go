@@ -39,8 +39,10 @@ func endFrame(buf []byte, start int) []byte {
 }
 
 // readFrame reads one frame into buf (reused when big enough). It returns
-// io.EOF at a clean end, and errTorn for a partial or corrupt frame.
-func readFrame(r io.Reader, buf []byte) ([]byte, error) {
+// io.EOF at a clean end, and errTorn for a partial or corrupt frame. left is
+// how many bytes the file has from here: a length past it is torn, and is
+// never allocated (a garbage length could otherwise ask for a gigabyte).
+func readFrame(r io.Reader, buf []byte, left int64) ([]byte, error) {
 	var hdr [frameHeader]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		if err == io.EOF {
@@ -52,7 +54,7 @@ func readFrame(r io.Reader, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	n := binary.LittleEndian.Uint32(hdr[:])
-	if n == 0 || n > maxFrame {
+	if n == 0 || n > maxFrame || int64(n) > left-frameHeader {
 		return nil, errTorn
 	}
 	if cap(buf) < int(n) {

@@ -306,14 +306,20 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		return err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil {
-		s.lastSnap.Store(st.Size())
+	st, err := f.Stat()
+	if err != nil {
+		return err
 	}
+	s.lastSnap.Store(st.Size())
+	left := st.Size()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var buf []byte
 	seenHeader := false
 	for {
-		buf, err = readFrame(r, buf)
+		buf, err = readFrame(r, buf, left)
+		if err == nil {
+			left -= int64(frameHeader + len(buf))
+		}
 		if err == io.EOF || errors.Is(err, errTorn) {
 			return fmt.Errorf("incomplete or corrupt snapshot")
 		}

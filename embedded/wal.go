@@ -261,7 +261,7 @@ func (s *Store) replaySegment(path string, now int64) (valid, size int64, err er
 	r := bufio.NewReaderSize(f, 1<<20)
 	var buf []byte
 	for {
-		buf, err = readFrame(r, buf)
+		buf, err = readFrame(r, buf, st.Size()-valid)
 		if err == io.EOF {
 			return valid, st.Size(), nil
 		}

@@ -239,8 +239,10 @@ func (r *Recorder) newChunk() []apiusage.Event {
 	return make([]apiusage.Event, 0, r.cfg.BatchSize)
 }
 
-// maxFreeChunks bounds the shipped chunks kept for reuse.
-const maxFreeChunks = 4
+// maxFreeChunks bounds the shipped chunks kept for reuse: enough to ride out
+// a burst without allocating, few enough (about 1 MiB of 500-event chunks)
+// to keep little memory once it is over.
+const maxFreeChunks = 16
 
 // take removes the oldest chunk from the buffer and returns it, when it
 // holds at least least events; else it returns nil.

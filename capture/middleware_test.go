@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -357,6 +359,46 @@ func TestMiddlewareStreams(t *testing.T) {
 		t.Errorf("rest = %q", rest)
 	}
 	want := []recorded{{"o", "c", "", "unmatched", "GET", 200}}
+	if got := summary(rg.events(t)); !equal(got, want) {
+		t.Errorf("recorded %+v, want %+v", got, want)
+	}
+}
+
+// TestMiddlewareServesFiles serves a file, whole and in part, through the
+// writer's ReadFrom.
+func TestMiddlewareServesFiles(t *testing.T) {
+	rg := newRig(t)
+	dir := t.TempDir()
+	content := strings.Repeat("0123456789", 1000)
+	if err := os.WriteFile(filepath.Join(dir, "f.txt"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /files/", http.StripPrefix("/files/", http.FileServer(http.Dir(dir))))
+	srv := httptest.NewServer(rg.handler(t, mux))
+	defer srv.Close()
+	tok := rg.token(t, "o", "c")
+	for _, rng := range []string{"", "bytes=10-19"} {
+		req, _ := http.NewRequest("GET", srv.URL+"/files/f.txt", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := content
+		if rng != "" {
+			want = content[10:20]
+		}
+		if string(body) != want {
+			t.Errorf("Range %q: body of %d bytes, want %d", rng, len(body), len(want))
+		}
+	}
+	want := []recorded{{"o", "c", "", "files/", "GET", 200}, {"o", "c", "", "files/", "GET", 206}}
 	if got := summary(rg.events(t)); !equal(got, want) {
 		t.Errorf("recorded %+v, want %+v", got, want)
 	}

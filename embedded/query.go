@@ -200,6 +200,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		}
 		for h := max(first-h0, 0); h < min(end-h0, 24); h++ {
 			if t := p.hours[h]; t != nil {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
 				scan(t)
 			}
 		}

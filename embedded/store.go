@@ -29,7 +29,9 @@ type Options struct {
 	// remembered; 0 means 25 hours (the contract asks for at least 24).
 	DedupWindow time.Duration
 	// CheckpointBytes is the WAL size past which a snapshot is written and
-	// the WAL started anew; 0 means 64 MiB.
+	// the WAL started anew; 0 means 64 MiB. When the last snapshot is larger
+	// than twice this, the WAL may grow to half the snapshot instead, so
+	// that checkpoints of a large state are not back to back.
 	CheckpointBytes int64
 	// Registerer, when set, gets the store's histograms and counters.
 	Registerer prometheus.Registerer

@@ -48,6 +48,10 @@ func New(baseURL, database string) *Baseline {
 	}
 }
 
+// Close closes the idle connections to the server, whose graceful shutdown
+// waits for them.
+func (b *Baseline) Close() { b.client.CloseIdleConnections() }
+
 // Create drops and creates the database and its events table. The sort key
 // is the one a team would choose for per-organization time-range queries.
 func (b *Baseline) Create(ctx context.Context) error {

@@ -32,6 +32,7 @@ func TestBaselineMatchesOracle(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	b := clickhouse.New(srv.URL, "bench_test")
+	t.Cleanup(b.Close)
 	if err := b.Create(ctx); err != nil {
 		t.Fatal(err)
 	}

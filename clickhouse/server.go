@@ -141,7 +141,7 @@ const configXML = `<?xml version="1.0"?>
   <tcp_port>%d</tcp_port>
   <listen_host>127.0.0.1</listen_host>
   <max_connections>256</max_connections>
-  <keep_alive_timeout>30</keep_alive_timeout>
+  <keep_alive_timeout>10</keep_alive_timeout>
   <max_concurrent_queries>64</max_concurrent_queries>
   <uncompressed_cache_size>1073741824</uncompressed_cache_size>
   <mark_cache_size>1073741824</mark_cache_size>

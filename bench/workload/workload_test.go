@@ -94,7 +94,7 @@ func TestWriteToExactCount(t *testing.T) {
 // sizes and memberships, time order and range, the share of requests
 // without a user, the skew, the day/night cycle and the 429 bursts.
 func TestShape(t *testing.T) {
-	cfg := Config{Seed: 42, Events: 200_000, Days: 14}
+	cfg := Config{Seed: 42, Events: 100_000, Days: 14}
 	g, data := generate(t, cfg)
 	events := decode(t, data)
 	u := g.Universe()

@@ -166,6 +166,9 @@ func (s *suite) cleanup() {
 	if s.srv != nil && s.srv.cmd != nil && s.srv.cmd.ProcessState == nil {
 		s.srv.stop()
 	}
+	if s.ch != nil {
+		s.ch.Close()
+	}
 	if s.chSrv != nil {
 		s.chSrv.Stop()
 	}

@@ -52,6 +52,7 @@ type orgInfo struct {
 type report struct {
 	cfg        config
 	date       time.Time
+	loadStart  string // /proc/loadavg when the run began
 	fileBytes  int64
 	universe   *workload.Universe
 	start, end time.Time
@@ -68,7 +69,7 @@ type report struct {
 }
 
 func newReport(cfg config) *report {
-	return &report{cfg: cfg, date: time.Now().UTC(), rows: map[string]int{}}
+	return &report{cfg: cfg, date: time.Now().UTC(), rows: map[string]int{}, loadStart: loadavg()}
 }
 
 // write writes the table to dir/<date>-<mode>.md and returns its path.
@@ -88,6 +89,20 @@ type machineInfo struct {
 	CPUs          int
 	Model, Kernel string
 	Memory, GoVer string
+}
+
+// loadavg returns the 1, 5 and 15 minute load averages: on a shared
+// machine, how much else was running.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func machine() machineInfo {
@@ -156,7 +171,7 @@ func (r *report) markdown(m machineInfo) string {
 	p("")
 	p("- CPUs (nproc): %d, %s", m.CPUs, m.Model)
 	p("- Memory: %s; kernel %s; %s", m.Memory, m.Kernel, m.GoVer)
-	p("- The machine is shared: other work may have run at the same time; the systems were measured in the same run, in turns.")
+	p("- Load average (1, 5, 15 min) at the start %s, at the end %s: the machine is shared, and other work may have run at the same time; the systems were measured in the same run, in turns, so the ratios are steadier than the absolute figures.", r.loadStart, loadavg())
 	p("")
 	p("## Workload")
 	p("")

@@ -444,7 +444,7 @@ func (s *suite) loadPostgres(ctx context.Context) error {
 	s.rep.ingest = append(s.rep.ingest, ingestRow{
 		System: "PostgreSQL " + s.pgVersion(ctx), How: "one COPY FROM STDIN (NDJSON converted to COPY text on the fly)",
 		Durable: "yes: committed", Events: n, Elapsed: el, CPU: cpu1 - cpu0,
-		Note: fmt.Sprintf("then indexes (organization, time) and (client, time) and ANALYZE: %s more", idx.Round(time.Millisecond)),
+		Note: fmt.Sprintf("then indexes (organization, time) and (client, time) and ANALYZE: %s more", ms(idx)),
 	})
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/apiusage/apiusage/capture"
 )
@@ -122,24 +121,6 @@ func (c proxyConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// applyProxyEnv sets every flag the command line left unset from its
-// environment variable.
-func applyProxyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
-	var errs []error
-	fs.VisitAll(func(f *pflag.Flag) {
-		name, ok := proxyEnv[f.Name]
-		if !ok || f.Changed {
-			return
-		}
-		if v := getenv(name); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
-}
-
 func proxyCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	var cfg proxyConfig
 	cmd := &cobra.Command{
@@ -174,7 +155,7 @@ taking requests and flushes the buffer.
     --url http://127.0.0.1:8080 --tls-cert cert.pem --tls-key key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyProxyEnv(cmd.Flags(), getenv); err != nil {
+			if err := applyEnv(cmd.Flags(), getenv, proxyEnv); err != nil {
 				return usageError{err}
 			}
 			if err := cfg.Validate(); err != nil {

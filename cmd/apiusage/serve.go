@@ -91,11 +91,12 @@ var envFlags = map[string]string{
 }
 
 // applyEnv sets every flag the command line left unset from its environment
-// variable, so that a flag wins over the environment.
-func applyEnv(fs *pflag.FlagSet, getenv func(string) string) error {
+// variable (named in vars, by flag), so that a flag wins over the
+// environment.
+func applyEnv(fs *pflag.FlagSet, getenv func(string) string, vars map[string]string) error {
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
-		name, ok := envFlags[f.Name]
+		name, ok := vars[f.Name]
 		if !ok || f.Changed {
 			return
 		}
@@ -124,7 +125,7 @@ APIUSAGE_BOOTSTRAP_CLIENT_SECRET to choose them instead.`,
   apiusage serve --addr 127.0.0.1:9000 --data /var/lib/apiusage --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd.Flags(), getenv); err != nil {
+			if err := applyEnv(cmd.Flags(), getenv, envFlags); err != nil {
 				return usageError{err}
 			}
 			cfg.BootstrapID = getenv("APIUSAGE_BOOTSTRAP_CLIENT_ID")

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/apiusage/apiusage"
@@ -61,6 +62,15 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 	h.Set("Cache-Control", "no-store")
 	if hb, ok := body.(headerBody); ok {
 		hb.setHeaders(h)
+	}
+	if raw, ok := body.(resultsBody); ok {
+		// Already encoded: a length rather than chunks, and one write.
+		h.Set("Content-Length", strconv.Itoa(len(raw)))
+		w.WriteHeader(status)
+		if _, err := w.Write(raw); err != nil {
+			s.log.Debug("write response", "contextId", contextID(r), "err", err)
+		}
+		return
 	}
 	w.WriteHeader(status)
 	if body == nil {

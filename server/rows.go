@@ -2,177 +2,313 @@ package server
 
 import (
 	"encoding/base64"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apiusage/apiusage"
 )
 
-// queryResult is the contract's ApiUsageQueryResult. While an execution runs
-// only queryStatus is written; once it has finished, results always is (an
-// empty array for no rows).
-type queryResult struct {
-	Results     []rowJSON            `json:"results,omitzero"`
-	QueryStatus apiusage.QueryStatus `json:"queryStatus"`
-	Cursors     *cursors             `json:"cursors,omitempty"`
-}
+// resultsBody is a response body already encoded as JSON, trailing newline
+// included: writeJSON sends it as it is. Results bodies are encoded by hand
+// (appendQueryResults, appendSearchPage) rather than by encoding/json: a
+// result can have hundreds of thousands of rows, and reflection over them
+// cost as much as the query itself.
+type resultsBody []byte
 
-type cursors struct {
-	After string `json:"after"`
-}
-
-// rowJSON is the contract's ApiUsageRow. Dimension fields are always
-// written, empty when not grouped on, as the reference service does; the
-// metrics and the date only when asked for. The pointers point into the
-// execution's rows, so rendering allocates nothing per row.
-type rowJSON struct {
-	ClientID       string     `json:"clientId"`
-	ClientName     string     `json:"clientName"`
-	OrganizationID string     `json:"organizationId"`
-	UserID         string     `json:"userId"`
-	TemplateURI    string     `json:"templateUri"`
-	HTTPMethod     string     `json:"httpMethod"`
-	Status200      *int64     `json:"status200,omitempty"`
-	Status300      *int64     `json:"status300,omitempty"`
-	Status400      *int64     `json:"status400,omitempty"`
-	Status500      *int64     `json:"status500,omitempty"`
-	Status429      *int64     `json:"status429,omitempty"`
-	Requests       *int64     `json:"requests,omitempty"`
-	Date           *time.Time `json:"date,omitempty"`
-}
+// The bodies of executions without rows to show.
+const (
+	runningBody = `{"queryStatus":"Running"}` + "\n"
+	failedBody  = `{"results":[],"queryStatus":"Failed"}` + "\n"
+)
 
 // metricSet says which metrics (and whether the date) a row shows.
 type metricSet struct {
 	status200, status300, status400, status500, status429, requests, date bool
 }
 
-// render returns the JSON form of row r under the set.
-func (m metricSet) render(r *apiusage.Row) rowJSON {
-	out := rowJSON{
-		ClientID:       r.ClientID,
-		ClientName:     r.ClientName,
-		OrganizationID: r.OrganizationID,
-		UserID:         r.UserID,
-		TemplateURI:    r.TemplateURI,
-		HTTPMethod:     r.Method,
-	}
-	c := &r.Counts
-	if m.status200 {
-		out.Status200 = &c.Status200
-	}
-	if m.status300 {
-		out.Status300 = &c.Status300
-	}
-	if m.status400 {
-		out.Status400 = &c.Status400
-	}
-	if m.status500 {
-		out.Status500 = &c.Status500
-	}
-	if m.status429 {
-		out.Status429 = &c.Status429
-	}
-	if m.requests {
-		out.Requests = &c.Requests
-	}
-	if m.date && !r.Date.IsZero() {
-		out.Date = &r.Date
-	}
-	return out
+// rowEncoder appends rows as the contract's ApiUsageRow, in the field order
+// of the reference service: the dimension fields always, empty when not
+// grouped on; the metrics and the date only when asked for.
+type rowEncoder struct {
+	m metricSet
+	// A simple search writes the columns not asked for empty.
+	noClient, noMethod, noTemplate bool
+	// date is the JSON of lastDate: rows of a result share a few dates, and
+	// formatting a time is the dearest part of a row.
+	lastDate time.Time
+	date     []byte
 }
 
-// queryResults renders the result of an organization or client query.
-func queryResults(x apiusage.Execution) queryResult {
-	if x.Status != apiusage.StatusComplete {
-		return unfinished(x)
-	}
-	var m metricSet
-	for _, metric := range x.Metrics {
+// queryEncoder returns the encoder of an organization or client query's
+// rows, which show the query's metrics. run cleared the dates of queries
+// without a granularity, so a row shows its date whenever it has one.
+func queryEncoder(metrics []apiusage.Metric) *rowEncoder {
+	e := &rowEncoder{}
+	e.m.date = true
+	for _, metric := range metrics {
 		switch metric {
 		case apiusage.MetricStatus200:
-			m.status200 = true
+			e.m.status200 = true
 		case apiusage.MetricStatus300:
-			m.status300 = true
+			e.m.status300 = true
 		case apiusage.MetricStatus400:
-			m.status400 = true
+			e.m.status400 = true
 		case apiusage.MetricStatus500:
-			m.status500 = true
+			e.m.status500 = true
 		case apiusage.MetricStatus429:
-			m.status429 = true
+			e.m.status429 = true
 		case apiusage.MetricRequests:
-			m.requests = true
+			e.m.requests = true
 		}
 	}
-	// run cleared the dates of queries without a granularity.
-	m.date = true
-	out := queryResult{QueryStatus: x.Status, Results: make([]rowJSON, len(x.Rows))}
-	for i := range x.Rows {
-		out.Results[i] = m.render(&x.Rows[i])
-	}
-	return out
+	return e
 }
 
-// searchResults renders the page of a simple search's result that starts
-// at offset.
-func searchResults(x apiusage.Execution, offset, size int) queryResult {
-	if x.Status != apiusage.StatusComplete {
-		return unfinished(x)
-	}
-	var m metricSet
-	name, method, template := false, false, false
-	for _, col := range x.Columns {
+// searchEncoder returns the encoder of a simple search's rows, which show
+// the search's columns.
+func searchEncoder(columns []apiusage.Column) *rowEncoder {
+	e := &rowEncoder{noClient: true, noMethod: true, noTemplate: true}
+	for _, col := range columns {
 		switch col {
 		case apiusage.ColumnDate:
-			m.date = true
+			e.m.date = true
 		case apiusage.ColumnClientName:
-			name = true
+			e.noClient = false
 		case apiusage.ColumnHTTPMethod:
-			method = true
+			e.noMethod = false
 		case apiusage.ColumnTemplateURI:
-			template = true
+			e.noTemplate = false
 		case apiusage.ColumnStatus200:
-			m.status200 = true
+			e.m.status200 = true
 		case apiusage.ColumnStatus300:
-			m.status300 = true
+			e.m.status300 = true
 		case apiusage.ColumnStatus400:
-			m.status400 = true
+			e.m.status400 = true
 		case apiusage.ColumnStatus500:
-			m.status500 = true
+			e.m.status500 = true
 		case apiusage.ColumnStatus429:
-			m.status429 = true
+			e.m.status429 = true
 		}
 	}
-	end := min(offset+size, len(x.Rows))
-	out := queryResult{QueryStatus: x.Status, Results: make([]rowJSON, 0, end-offset)}
-	for i := offset; i < end; i++ {
-		row := m.render(&x.Rows[i])
-		// The rows are grouped by client, method and template: a column
-		// not asked for is written empty, like a dimension not grouped on.
-		if !name {
-			row.ClientID, row.ClientName = "", ""
-		}
-		if !method {
-			row.HTTPMethod = ""
-		}
-		if !template {
-			row.TemplateURI = ""
-		}
-		out.Results = append(out.Results, row)
-	}
-	if end < len(x.Rows) {
-		out.Cursors = &cursors{After: makeCursor(x.ID, end)}
-	}
-	return out
+	return e
 }
 
-// unfinished is the body of an execution that has no rows to show: just
-// the status while running, and an empty result once failed.
-func unfinished(x apiusage.Execution) queryResult {
-	if x.Status == apiusage.StatusFailed {
-		return queryResult{QueryStatus: x.Status, Results: []rowJSON{}}
+// appendRow appends the JSON object of r.
+func (e *rowEncoder) appendRow(b []byte, r *apiusage.Row) ([]byte, error) {
+	b = append(b, `{"clientId":`...)
+	if e.noClient {
+		b = append(b, `"","clientName":""`...)
+	} else {
+		b = appendString(b, r.ClientID)
+		b = append(b, `,"clientName":`...)
+		b = appendString(b, r.ClientName)
 	}
-	return queryResult{QueryStatus: apiusage.StatusRunning}
+	b = append(b, `,"organizationId":`...)
+	b = appendString(b, r.OrganizationID)
+	b = append(b, `,"userId":`...)
+	b = appendString(b, r.UserID)
+	b = append(b, `,"templateUri":`...)
+	if e.noTemplate {
+		b = append(b, `""`...)
+	} else {
+		b = appendString(b, r.TemplateURI)
+	}
+	b = append(b, `,"httpMethod":`...)
+	if e.noMethod {
+		b = append(b, `""`...)
+	} else {
+		b = appendString(b, r.Method)
+	}
+	c := &r.Counts
+	if e.m.status200 {
+		b = strconv.AppendInt(append(b, `,"status200":`...), c.Status200, 10)
+	}
+	if e.m.status300 {
+		b = strconv.AppendInt(append(b, `,"status300":`...), c.Status300, 10)
+	}
+	if e.m.status400 {
+		b = strconv.AppendInt(append(b, `,"status400":`...), c.Status400, 10)
+	}
+	if e.m.status500 {
+		b = strconv.AppendInt(append(b, `,"status500":`...), c.Status500, 10)
+	}
+	if e.m.status429 {
+		b = strconv.AppendInt(append(b, `,"status429":`...), c.Status429, 10)
+	}
+	if e.m.requests {
+		b = strconv.AppendInt(append(b, `,"requests":`...), c.Requests, 10)
+	}
+	if e.m.date && !r.Date.IsZero() {
+		// Equal values (location included) format the same.
+		if e.date == nil || r.Date != e.lastDate {
+			// Time's own MarshalJSON, so the bytes are encoding/json's.
+			d, err := r.Date.MarshalJSON()
+			if err != nil {
+				return b, fmt.Errorf("encode date: %w", err)
+			}
+			e.lastDate, e.date = r.Date, d
+		}
+		b = append(append(b, `,"date":`...), e.date...)
+	}
+	return append(b, '}'), nil
+}
+
+// appendRows appends rows as the elements of a JSON array (without its
+// brackets).
+func (e *rowEncoder) appendRows(b []byte, rows []apiusage.Row) ([]byte, error) {
+	var err error
+	for i := range rows {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = e.appendRow(b, &rows[i]); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// sizeHint is the capacity to give a buffer for rows: the size of a sample
+// of them, scaled, and a little more, so that a large result is encoded
+// without the buffer growing (and being copied) again and again.
+func (e *rowEncoder) sizeHint(rows []apiusage.Row) int {
+	const sample = 64
+	if len(rows) <= sample {
+		return 64 + 256*len(rows)
+	}
+	probe := *e
+	var buf [sample * 256]byte
+	b := buf[:0]
+	step := len(rows) / sample
+	for i := 0; i < sample; i++ {
+		var err error
+		if b, err = probe.appendRow(append(b, ','), &rows[i*step]); err != nil {
+			return 64 + 256*len(rows)
+		}
+	}
+	return 64 + len(b)*len(rows)/sample*17/16
+}
+
+// appendQueryResults appends the contract's ApiUsageQueryResult of an
+// organization or client query, a trailing newline included: only the
+// status while it runs; once finished, every row.
+func appendQueryResults(b []byte, x apiusage.Execution) ([]byte, error) {
+	switch x.Status {
+	case apiusage.StatusComplete:
+	case apiusage.StatusFailed:
+		return append(b, failedBody...), nil
+	default:
+		return append(b, runningBody...), nil
+	}
+	e := queryEncoder(x.Metrics)
+	b = slices.Grow(b, e.sizeHint(x.Rows))
+	b = append(b, `{"results":[`...)
+	b, err := e.appendRows(b, x.Rows)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, `],"queryStatus":"Complete"}`+"\n"...), nil
+}
+
+// queryResults returns the results body of an organization or client
+// query: the one encoded when it completed when there is one.
+func queryResults(x apiusage.Execution) (resultsBody, error) {
+	if x.Status == apiusage.StatusComplete && x.Body != nil {
+		return x.Body, nil
+	}
+	b, err := appendQueryResults(nil, x)
+	if err != nil {
+		return nil, wrap("encode results", err)
+	}
+	return b, nil
+}
+
+// searchResults returns the body of the page of a simple search's result
+// that starts at offset. Pages are small (maxPageSize rows), so each is
+// encoded when asked for.
+func searchResults(x apiusage.Execution, offset, size int) (resultsBody, error) {
+	switch x.Status {
+	case apiusage.StatusComplete:
+	case apiusage.StatusFailed:
+		return resultsBody(failedBody), nil
+	default:
+		return resultsBody(runningBody), nil
+	}
+	end := min(offset+size, len(x.Rows))
+	page := x.Rows[offset:end]
+	e := searchEncoder(x.Columns)
+	b := make([]byte, 0, 128+256*len(page))
+	b = append(b, `{"results":[`...)
+	b, err := e.appendRows(b, page)
+	if err != nil {
+		return nil, wrap("encode results", err)
+	}
+	b = append(b, `],"queryStatus":"Complete"`...)
+	if end < len(x.Rows) {
+		b = append(b, `,"cursors":{"after":`...)
+		b = appendString(b, makeCursor(x.ID, end))
+		b = append(b, '}')
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendString appends s as a JSON string, escaped exactly as encoding/json
+// does with HTML escaping off: quote, backslash and control characters
+// escaped, invalid UTF-8 replaced by U+FFFD, and U+2028 and U+2029 escaped
+// (they end a line in JavaScript).
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // A cursor is opaque to callers: base64url of "<execution id>:<offset>". It

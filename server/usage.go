@@ -318,12 +318,31 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, g apiusage.Granu
 			}
 		}
 		x.Rows = rows
+		if x.Kind != apiusage.KindSimpleSearch {
+			s.encodeResults(&x)
+		}
 	}
 	s.metrics.executionsDone.WithLabelValues(string(x.Status)).Inc()
 	// The result is recorded even when the pool is being stopped.
 	if err := s.execs.Put(context.WithoutCancel(ctx), x); err != nil {
 		s.log.Error("record execution result", "executionId", x.ID, "err", err)
 	}
+}
+
+// encodeResults encodes the results body of a Complete query once, here on
+// the worker, so that polls only send bytes: a large result takes longer to
+// encode than to send. The rows are dropped once encoded, since nothing else
+// reads them and the body is all the memory the result needs. A result that
+// cannot be encoded fails the execution.
+func (s *Server) encodeResults(x *apiusage.Execution) {
+	body, err := appendQueryResults(nil, *x)
+	if err != nil {
+		x.Status, x.Rows = apiusage.StatusFailed, nil
+		x.Err = apiusage.ErrorMessage(err)
+		s.log.Error("execution failed", "executionId", x.ID, "kind", x.Kind, "organizationId", x.OrganizationID, "err", wrap("encode results", err))
+		return
+	}
+	x.Body, x.Rows = body, nil
 }
 
 // nameClients sets each row's client name to the registered client's current
@@ -381,7 +400,11 @@ func (s *Server) handleOrgQueryResults() apiFunc {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, queryResults(x), nil
+		body, err := queryResults(x)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, body, nil
 	}
 }
 
@@ -392,7 +415,11 @@ func (s *Server) handleClientQueryResults() apiFunc {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, queryResults(x), nil
+		body, err := queryResults(x)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, body, nil
 	}
 }
 
@@ -422,7 +449,11 @@ func (s *Server) handleSimpleSearchResults() apiFunc {
 				return 0, nil, err
 			}
 		}
-		return http.StatusOK, searchResults(x, offset, size), nil
+		body, err := searchResults(x, offset, size)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, body, nil
 	}
 }
 

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,12 +22,15 @@ const maxReportedEvents = 10
 // handleIngest is POST /api/v2/usage/events: a batch of events, stored all
 // or nothing.
 func (s *Server) handleIngest() apiFunc {
+	// Parsers keep their body buffer and string table from batch to batch.
+	var parsers eventParsers
 	return func(r *http.Request, c *caller) (int, any, error) {
 		key := r.Header.Get("Idempotency-Key")
 		if len(key) > maxIdempotencyKey {
 			return 0, nil, badRequest("Idempotency-Key: longer than %d bytes", maxIdempotencyKey)
 		}
-		events, err := decodeEvents(r.Body, isNDJSON(r.Header.Get("Content-Type")), s.cfg.MaxBatchEvents)
+		events, err := parsers.decode(r.Body, min(r.ContentLength, s.cfg.MaxIngestBodyBytes),
+			isNDJSON(r.Header.Get("Content-Type")), s.cfg.MaxBatchEvents)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -85,91 +86,12 @@ func isNDJSON(contentType string) bool {
 
 // decodeEvents reads a batch of at most max events: a JSON array of events,
 // a single event object, or, when ndjson, events one after another
-// (newline-delimited; any JSON whitespace between them is accepted). The
-// decoder streams: the body is never held whole, and each event is decoded in
-// place in the result.
+// (newline-delimited; any JSON whitespace between them is accepted). It
+// accepts exactly what encoding/json would decode into []apiusage.Event, with
+// a parser of its own (see eventParser); the handler keeps a pool of them.
 func decodeEvents(r io.Reader, ndjson bool, max int) ([]apiusage.Event, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	first, err := firstByte(br)
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(br)
-	var events []apiusage.Event
-	tooMany := func() error {
-		return apiusage.Errorf(apiusage.CodeTooLarge, "a batch holds at most %d events", max)
-	}
-	decodeOne := func() error {
-		if len(events) == max {
-			return tooMany()
-		}
-		events = append(events, apiusage.Event{})
-		if err := dec.Decode(&events[len(events)-1]); err != nil {
-			return eventError(len(events)-1, err)
-		}
-		return nil
-	}
-	switch {
-	case first == 0 && ndjson:
-		return nil, nil
-	case first == 0:
-		return nil, badRequest("malformed JSON: the body is empty; send an array of events")
-	case first == '[' && !ndjson:
-		if _, err := dec.Token(); err != nil {
-			return nil, jsonError(err)
-		}
-		for dec.More() {
-			if err := decodeOne(); err != nil {
-				return nil, err
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, jsonError(err)
-		}
-	case first == '{' && !ndjson:
-		// A lone event is a batch of one: the friendliest reading of a body
-		// that a one-event sender is likely to write.
-		if err := decodeOne(); err != nil {
-			return nil, err
-		}
-	case ndjson:
-		for dec.More() {
-			if err := decodeOne(); err != nil {
-				return nil, err
-			}
-		}
-	default:
-		return nil, badRequest("malformed JSON: want an array of events")
-	}
-	// Nothing may follow; this also surfaces a read error (a body over its
-	// limit) that More took for the end.
-	if tok, err := dec.Token(); err != io.EOF {
-		if err != nil {
-			return nil, jsonError(err)
-		}
-		return nil, badRequest("malformed JSON: unexpected %v after the events", tok)
-	}
-	return events, nil
-}
-
-// firstByte returns the first byte of the body that is not JSON whitespace,
-// without consuming it, or 0 for a body of whitespace.
-func firstByte(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.ReadByte()
-		if err == io.EOF {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, jsonError(err)
-		}
-		switch b {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		_ = br.UnreadByte()
-		return b, nil
-	}
+	var ps eventParsers
+	return ps.decode(r, 0, ndjson, max)
 }
 
 // eventError names the event a decoding error is in.

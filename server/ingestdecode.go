@@ -1,0 +1,806 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/apiusage/apiusage"
+)
+
+// This file holds the ingest body's decoder: a scanner written for the event
+// schema alone, because encoding/json spent two thirds of the server's ingest
+// CPU (reflection, a string per field, a second pass to unquote). It accepts
+// and rejects exactly what encoding/json decoding into []apiusage.Event does
+// (FuzzDecodeEventsDifferential holds it to that): unknown fields skipped but
+// checked for syntax, field names matched exactly and then case-insensitively,
+// the last duplicate winning, null leaving a field alone, invalid UTF-8 in
+// strings replaced by U+FFFD, and timestamps parsed as time.Time's
+// UnmarshalJSON parses them, without unescaping.
+
+// maxNestingDepth is encoding/json's bound on nested arrays and objects,
+// kept so that the same bodies are rejected.
+const maxNestingDepth = 10000
+
+// maxPooledBody bounds the body buffers kept for reuse, so that one huge
+// batch does not pin its buffer for good.
+const maxPooledBody = 16 << 20
+
+// eventParser decodes one ingest body at a time. It is reused through an
+// eventParsers pool: its body buffer, string table and scratch space
+// survive between batches, so that a steady stream of batches allocates
+// little more than its events and their distinct strings.
+type eventParser struct {
+	buf  []byte // the body, reused
+	data []byte // the body being parsed
+	pos  int
+	// strs interns the strings of a batch: organizations, clients,
+	// templates and methods repeat from event to event, and each distinct
+	// value is allocated once a batch instead of once an event.
+	strs    map[string]string
+	scratch []byte // unescaped strings
+}
+
+// eventParsers is a pool of parsers, one per handler.
+type eventParsers struct{ p sync.Pool }
+
+func (ps *eventParsers) get() *eventParser {
+	if p, ok := ps.p.Get().(*eventParser); ok {
+		return p
+	}
+	return &eventParser{strs: make(map[string]string)}
+}
+
+func (ps *eventParsers) put(p *eventParser) {
+	if cap(p.buf) > maxPooledBody {
+		return
+	}
+	// The strings go with their batch; the map keeps its buckets.
+	clear(p.strs)
+	p.data = nil
+	ps.p.Put(p)
+}
+
+// decode reads a body of at most limit bytes (sizeHint, when positive, is
+// its announced length) and decodes it as decodeEvents does.
+func (ps *eventParsers) decode(r io.Reader, sizeHint int64, ndjson bool, max int) ([]apiusage.Event, error) {
+	p := ps.get()
+	defer ps.put(p)
+	if err := p.read(r, sizeHint); err != nil {
+		return nil, err
+	}
+	return p.parse(ndjson, max)
+}
+
+// read reads the whole body into the parser's buffer. The body is bounded
+// by the route's MaxBytesReader, whose error surfaces here as a 413.
+func (p *eventParser) read(r io.Reader, sizeHint int64) error {
+	buf := p.buf[:0]
+	if sizeHint > 0 && sizeHint < maxPooledBody && int(sizeHint) >= cap(buf) {
+		// One more byte, so that reading the EOF does not grow it.
+		buf = make([]byte, 0, sizeHint+1)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			p.buf = buf
+			return jsonError(err)
+		}
+	}
+	p.buf = buf
+	p.data = buf
+	p.pos = 0
+	return nil
+}
+
+// parse decodes p.data: a JSON array of events, a single event object, or,
+// when ndjson, events one after another, at most max of them. The order of
+// its checks is encoding/json's streaming decoder's, so that the same bodies
+// give a 413 rather than a 400.
+func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
+	tooMany := func() error {
+		return apiusage.Errorf(apiusage.CodeTooLarge, "a batch holds at most %d events", max)
+	}
+	p.skipSpace()
+	if p.pos == len(p.data) {
+		if ndjson {
+			return nil, nil
+		}
+		return nil, badRequest("malformed JSON: the body is empty; send an array of events")
+	}
+	var events []apiusage.Event
+	switch first := p.data[p.pos]; {
+	case first == '[' && !ndjson:
+		p.pos++
+		for {
+			p.skipSpace()
+			if p.pos == len(p.data) {
+				return nil, badRequest("malformed JSON: unexpected end of the body")
+			}
+			c := p.data[p.pos]
+			if c == ']' {
+				p.pos++
+				break
+			}
+			if c == '}' {
+				return nil, p.syntaxError("after array element")
+			}
+			if len(events) == max {
+				return nil, tooMany()
+			}
+			if len(events) > 0 {
+				if c != ',' {
+					return nil, p.syntaxError("after array element")
+				}
+				p.pos++
+				p.skipSpace()
+			}
+			events = append(events, apiusage.Event{})
+			if err := p.event(&events[len(events)-1]); err != nil {
+				return nil, eventError(len(events)-1, err)
+			}
+		}
+	case first == '{' && !ndjson:
+		// A lone event is a batch of one: the friendliest reading of a body
+		// that a one-event sender is likely to write.
+		events = make([]apiusage.Event, 1)
+		if err := p.event(&events[0]); err != nil {
+			return nil, eventError(0, err)
+		}
+	case ndjson:
+		// One event a line, mostly: counting the lines sizes the slice once.
+		events = make([]apiusage.Event, 0, min(max, bytes.Count(p.data[p.pos:], []byte{'\n'})+1))
+		for {
+			p.skipSpace()
+			if p.pos == len(p.data) {
+				break
+			}
+			if c := p.data[p.pos]; c == ']' || c == '}' {
+				break // rejected below
+			}
+			if len(events) == max {
+				return nil, tooMany()
+			}
+			events = append(events, apiusage.Event{})
+			if err := p.event(&events[len(events)-1]); err != nil {
+				return nil, eventError(len(events)-1, err)
+			}
+		}
+	default:
+		return nil, badRequest("malformed JSON: want an array of events")
+	}
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return nil, badRequest("malformed JSON at byte %d: unexpected %q after the events", p.pos, p.data[p.pos])
+	}
+	return events, nil
+}
+
+// typeError is a value of the wrong JSON type for its field, worded as
+// jsonError words encoding/json's.
+func typeError(field, kind string) error {
+	return badRequest("malformed JSON: %s: cannot be a JSON %s", field, kind)
+}
+
+// syntaxError reports the byte at p.pos as unexpected.
+func (p *eventParser) syntaxError(context string) error {
+	if p.pos >= len(p.data) {
+		return badRequest("malformed JSON: unexpected end of the body")
+	}
+	// Counted as encoding/json counts: the bytes read, the bad one included.
+	return badRequest("malformed JSON at byte %d: invalid character %s %s", p.pos+1, quoteChar(p.data[p.pos]), context)
+}
+
+// quoteChar formats c as encoding/json's syntax errors do.
+func quoteChar(c byte) string {
+	if c == '\'' {
+		return `'\''`
+	}
+	if c == '"' {
+		return `'"'`
+	}
+	s := strconv.Quote(string(rune(c)))
+	return "'" + s[1:len(s)-1] + "'"
+}
+
+func (p *eventParser) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\r', '\n':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the byte at p.pos, or 0 at the end (0 is never valid JSON
+// outside a string).
+func (p *eventParser) peek() byte {
+	if p.pos < len(p.data) {
+		return p.data[p.pos]
+	}
+	return 0
+}
+
+// event decodes the value at p.pos (not a space) into e, which is zero.
+func (p *eventParser) event(e *apiusage.Event) error {
+	switch p.peek() {
+	case '{':
+		return p.object(e)
+	case 'n':
+		// null decodes to nothing: a zero event, which validation rejects.
+		return p.literal("null")
+	}
+	kind, err := p.skipKind(0)
+	if err != nil {
+		return err
+	}
+	return badRequest("malformed JSON: body: cannot be a JSON %s", kind)
+}
+
+// The event's fields, in the order of apiusage.Event.
+const (
+	fieldNone = iota
+	fieldID
+	fieldTime
+	fieldOrg
+	fieldClient
+	fieldClientName
+	fieldUser
+	fieldTemplate
+	fieldMethod
+	fieldStatus
+)
+
+// fieldNames are the JSON names of the fields, by field constant.
+var fieldNames = [...]string{
+	fieldID: "id", fieldTime: "timestamp", fieldOrg: "organizationId", fieldClient: "clientId",
+	fieldClientName: "clientName", fieldUser: "userId", fieldTemplate: "templateUri",
+	fieldMethod: "httpMethod", fieldStatus: "status",
+}
+
+// fieldOf matches a key as encoding/json does: exactly first, then without
+// regard to case (Unicode simple folding).
+func fieldOf(key []byte) int {
+	for f := fieldID; f <= fieldStatus; f++ {
+		if string(key) == fieldNames[f] {
+			return f
+		}
+	}
+	for f := fieldID; f <= fieldStatus; f++ {
+		if bytes.EqualFold(key, []byte(fieldNames[f])) {
+			return f
+		}
+	}
+	return fieldNone
+}
+
+// object decodes the object at p.pos into e.
+func (p *eventParser) object(e *apiusage.Event) error {
+	p.pos++ // {
+	p.skipSpace()
+	if p.peek() == '}' {
+		p.pos++
+		return nil
+	}
+	for {
+		if p.peek() != '"' {
+			return p.syntaxError("looking for beginning of object key string")
+		}
+		key, err := p.str()
+		if err != nil {
+			return err
+		}
+		f := fieldOf(key)
+		p.skipSpace()
+		if p.peek() != ':' {
+			return p.syntaxError("after object key")
+		}
+		p.pos++
+		p.skipSpace()
+		if err := p.field(f, e); err != nil {
+			return err
+		}
+		p.skipSpace()
+		switch p.peek() {
+		case ',':
+			p.pos++
+			p.skipSpace()
+		case '}':
+			p.pos++
+			return nil
+		default:
+			return p.syntaxError("after object key:value pair")
+		}
+	}
+}
+
+// field decodes the value at p.pos into field f of e.
+func (p *eventParser) field(f int, e *apiusage.Event) error {
+	c := p.peek()
+	switch f {
+	case fieldNone:
+		_, err := p.skipKind(1)
+		return err
+	case fieldTime:
+		return p.timestamp(&e.Time)
+	case fieldStatus:
+		switch c {
+		case 'n':
+			return p.literal("null")
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return p.status(&e.Status)
+		}
+		kind, err := p.skipKind(1)
+		if err != nil {
+			return err
+		}
+		return typeError("status", kind)
+	}
+	switch c {
+	case 'n':
+		return p.literal("null")
+	case '"':
+	default:
+		kind, err := p.skipKind(1)
+		if err != nil {
+			return err
+		}
+		return typeError(fieldNames[f], kind)
+	}
+	b, err := p.str()
+	if err != nil {
+		return err
+	}
+	switch f {
+	case fieldID:
+		// Ids are unique: interning them would only grow the table.
+		e.ID = string(b)
+	case fieldOrg:
+		e.OrganizationID = p.intern(b)
+	case fieldClient:
+		e.ClientID = p.intern(b)
+	case fieldClientName:
+		e.ClientName = p.intern(b)
+	case fieldUser:
+		e.UserID = p.intern(b)
+	case fieldTemplate:
+		e.TemplateURI = p.intern(b)
+	case fieldMethod:
+		e.Method = p.intern(b)
+	}
+	return nil
+}
+
+// intern returns b as a string, allocated once a batch.
+func (p *eventParser) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := p.strs[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	p.strs[s] = s
+	return s
+}
+
+// literal consumes want (true, false or null) at p.pos.
+func (p *eventParser) literal(want string) error {
+	for i := 0; i < len(want); i++ {
+		if p.pos >= len(p.data) || p.data[p.pos] != want[i] {
+			return p.syntaxError("in literal " + want + " (expecting " + quoteChar(want[i]) + ")")
+		}
+		p.pos++
+	}
+	return nil
+}
+
+// number consumes the JSON number at p.pos and reports whether it is an
+// integer (no fraction, no exponent).
+func (p *eventParser) number() (integer bool, err error) {
+	integer = true
+	digits := func() bool {
+		start := p.pos
+		for p.pos < len(p.data) && '0' <= p.data[p.pos] && p.data[p.pos] <= '9' {
+			p.pos++
+		}
+		return p.pos > start
+	}
+	if p.peek() == '-' {
+		p.pos++
+	}
+	switch c := p.peek(); {
+	case c == '0':
+		p.pos++
+	case '1' <= c && c <= '9':
+		digits()
+	default:
+		return false, p.syntaxError("in numeric literal")
+	}
+	if p.peek() == '.' {
+		integer = false
+		p.pos++
+		if !digits() {
+			return false, p.syntaxError("after decimal point in numeric literal")
+		}
+	}
+	if c := p.peek(); c == 'e' || c == 'E' {
+		integer = false
+		p.pos++
+		if c := p.peek(); c == '+' || c == '-' {
+			p.pos++
+		}
+		if !digits() {
+			return false, p.syntaxError("in exponent of numeric literal")
+		}
+	}
+	return integer, nil
+}
+
+// status decodes the number at p.pos into an int, as encoding/json does:
+// an integer that fits, or a type error.
+func (p *eventParser) status(dst *int) error {
+	start := p.pos
+	integer, err := p.number()
+	if err != nil {
+		return err
+	}
+	lit := p.data[start:p.pos]
+	if !integer {
+		return typeError("status", "number "+string(lit))
+	}
+	neg := lit[0] == '-'
+	if neg {
+		lit = lit[1:]
+	}
+	// Accumulate negatively so that the least int64 fits.
+	var n int64
+	for _, c := range lit {
+		d := int64(c - '0')
+		if n < (-1<<63+d)/10 {
+			return typeError("status", "number "+string(p.data[start:p.pos]))
+		}
+		n = n*10 - d
+	}
+	if !neg {
+		if n == -1<<63 {
+			return typeError("status", "number "+string(p.data[start:p.pos]))
+		}
+		n = -n
+	}
+	*dst = int(n)
+	return nil
+}
+
+// timestamp decodes the value at p.pos as time.Time's UnmarshalJSON does:
+// null leaves it alone, a string is parsed as RFC 3339 as it stands
+// (escapes are not unescaped), anything else is an error. The common form
+// YYYY-MM-DDTHH:MM:SS(.fraction)Z is parsed here; the others by time.
+func (p *eventParser) timestamp(dst *time.Time) error {
+	start := p.pos
+	switch p.peek() {
+	case 'n':
+		return p.literal("null")
+	case '"':
+		if err := p.skipString(); err != nil {
+			return err
+		}
+	default:
+		if _, err := p.skipKind(1); err != nil {
+			return err
+		}
+	}
+	raw := p.data[start:p.pos]
+	if len(raw) >= 2 && raw[0] == '"' {
+		if t, ok := parseUTC(raw[1 : len(raw)-1]); ok {
+			*dst = t
+			return nil
+		}
+	}
+	if err := dst.UnmarshalJSON(raw); err != nil {
+		return badRequest("malformed JSON: timestamp: %s", err.Error())
+	}
+	return nil
+}
+
+// parseUTC parses YYYY-MM-DDTHH:MM:SS(.f{1,9})Z with every field in range,
+// the form nearly every sender writes; ok is false for anything else, which
+// time's own parser then judges.
+func parseUTC(b []byte) (t time.Time, ok bool) {
+	n := len(b)
+	if n < 20 || b[n-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(s []byte) int {
+		x := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			x = x*10 + int(c-'0')
+		}
+		return x
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if n > 20 {
+		frac := b[19 : n-1]
+		if len(frac) < 2 || len(frac) > 10 || frac[0] != '.' {
+			return time.Time{}, false
+		}
+		nsec = num(frac[1:])
+		if nsec < 0 {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+// daysIn is the number of days of month in year.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// str consumes the string at p.pos (a quote) and returns its value,
+// unescaped, with invalid UTF-8 replaced by U+FFFD as encoding/json does.
+// The bytes are the body's or the scratch buffer's: valid until the next
+// call.
+func (p *eventParser) str() ([]byte, error) {
+	start := p.pos + 1
+	for i := start; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			p.pos = i + 1
+			return p.data[start:i], nil
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return p.strSlow(start, i)
+		}
+	}
+	p.pos = len(p.data)
+	return nil, p.syntaxError("in string literal")
+}
+
+// strSlow is str past the first byte that needs care, at i.
+func (p *eventParser) strSlow(start, i int) ([]byte, error) {
+	out := append(p.scratch[:0], p.data[start:i]...)
+	defer func() { p.scratch = out[:0] }()
+	for i < len(p.data) {
+		c := p.data[i]
+		switch {
+		case c == '"':
+			p.pos = i + 1
+			return out, nil
+		case c < 0x20:
+			p.pos = i
+			return nil, p.syntaxError("in string literal")
+		case c == '\\':
+			i++
+			if i >= len(p.data) {
+				p.pos = i
+				return nil, p.syntaxError("in string escape code")
+			}
+			switch e := p.data[i]; e {
+			case '"', '\\', '/':
+				out = append(out, e)
+				i++
+			case 'b':
+				out = append(out, '\b')
+				i++
+			case 'f':
+				out = append(out, '\f')
+				i++
+			case 'n':
+				out = append(out, '\n')
+				i++
+			case 'r':
+				out = append(out, '\r')
+				i++
+			case 't':
+				out = append(out, '\t')
+				i++
+			case 'u':
+				r, ok := hex4(p.data[i+1:])
+				if !ok {
+					p.pos = i + 1 + hexPrefix(p.data[i+1:])
+					return nil, p.syntaxError("in \\u hexadecimal character escape")
+				}
+				i += 5
+				if utf16.IsSurrogate(r) {
+					// A pair decodes to one rune; anything else leaves
+					// this half to be replaced and the next escape to be
+					// read on its own.
+					if i+1 < len(p.data) && p.data[i] == '\\' && p.data[i+1] == 'u' {
+						if r2, ok := hex4(p.data[i+2:]); ok {
+							if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+								out = utf8.AppendRune(out, d)
+								i += 6
+								continue
+							}
+						}
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				p.pos = i
+				return nil, p.syntaxError("in string escape code")
+			}
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(p.data[i:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, p.data[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	p.pos = len(p.data)
+	return nil, p.syntaxError("in string literal")
+}
+
+// hex4 reads four hexadecimal digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// hexPrefix counts the hexadecimal digits b starts with, at most four.
+func hexPrefix(b []byte) int {
+	n := 0
+	for n < len(b) && n < 4 {
+		if _, ok := hex4([]byte{'0', '0', '0', b[n]}); !ok {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// skipString consumes the string at p.pos, checking its syntax only.
+func (p *eventParser) skipString() error {
+	for i := p.pos + 1; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			p.pos = i + 1
+			return nil
+		case c < 0x20:
+			p.pos = i
+			return p.syntaxError("in string literal")
+		case c == '\\':
+			i++
+			if i >= len(p.data) {
+				break
+			}
+			switch p.data[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if _, ok := hex4(p.data[i+1:]); !ok {
+					p.pos = i + 1 + hexPrefix(p.data[i+1:])
+					return p.syntaxError("in \\u hexadecimal character escape")
+				}
+				i += 4
+			default:
+				p.pos = i
+				return p.syntaxError("in string escape code")
+			}
+		}
+	}
+	p.pos = len(p.data)
+	return p.syntaxError("in string literal")
+}
+
+// skipKind consumes the value at p.pos, nested depth containers deep,
+// checking its syntax, and names its JSON type as encoding/json's type
+// errors do.
+func (p *eventParser) skipKind(depth int) (string, error) {
+	switch c := p.peek(); c {
+	case '"':
+		return "string", p.skipString()
+	case 't':
+		return "bool", p.literal("true")
+	case 'f':
+		return "bool", p.literal("false")
+	case 'n':
+		return "null", p.literal("null")
+	case '{', '[':
+		if depth+1 > maxNestingDepth {
+			return "", p.syntaxError("exceeded max depth")
+		}
+		p.pos++
+		p.skipSpace()
+		closing, kind := byte('}'), "object"
+		if c == '[' {
+			closing, kind = ']', "array"
+		}
+		if p.peek() == closing {
+			p.pos++
+			return kind, nil
+		}
+		for {
+			if c == '{' {
+				if p.peek() != '"' {
+					return "", p.syntaxError("looking for beginning of object key string")
+				}
+				if err := p.skipString(); err != nil {
+					return "", err
+				}
+				p.skipSpace()
+				if p.peek() != ':' {
+					return "", p.syntaxError("after object key")
+				}
+				p.pos++
+				p.skipSpace()
+			}
+			if _, err := p.skipKind(depth + 1); err != nil {
+				return "", err
+			}
+			p.skipSpace()
+			switch p.peek() {
+			case ',':
+				p.pos++
+				p.skipSpace()
+			case closing:
+				p.pos++
+				return kind, nil
+			default:
+				return "", p.syntaxError(fmt.Sprintf("after %s element", kind))
+			}
+		}
+	}
+	start := p.pos
+	if _, err := p.number(); err != nil {
+		return "", err
+	}
+	return "number " + string(p.data[start:p.pos]), nil
+}

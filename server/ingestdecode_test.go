@@ -1,0 +1,338 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+	"github.com/apiusage/apiusage/bench/workload"
+)
+
+// decodeSeeds are bodies that reach every corner of the ingest body's
+// grammar; the differential test and fuzz target decode each both ways.
+var decodeSeeds = []struct {
+	body   string
+	ndjson bool
+}{
+	{`{"timestamp":"2026-11-25T10:15:02.123Z","organizationId":"o","clientId":"c","clientName":"n","userId":"u","templateUri":"t","httpMethod":"GET","status":200,"id":"e1"}`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","status":201},{"timestamp":"2026-02-28T23:59:59.9Z"}]`, false},
+	{"{\"status\":200}\n{\"status\":404}\r\n\n", true},
+	{`{"status":1}{"status":2} {"status":3}`, true},
+	{`null`, true},
+	{`[null,{}]`, false},
+	{`[1]`, false},
+	{`["x"]`, false},
+	{`[[]]`, false},
+	{`1`, true},
+	{`true`, true},
+	{`]`, true},
+	{`}`, true},
+	{`{} ]`, true},
+	{`[`, false},
+	{`[,{}]`, false},
+	{`[{},]`, false},
+	{`[{} {}]`, false},
+	{`[{}}`, false},
+	{`[{}] x`, false},
+	{`[{}] []`, false},
+	{`{} {}`, false},
+	{`{},`, false},
+	{`x`, false},
+	{`  `, false},
+	{`  `, true},
+	{`{"a":1,}`, false},
+	{`{"a" 1}`, false},
+	{`{"a":}`, false},
+	{`{,}`, false},
+	{`{"a":1 "b":2}`, false},
+	{`{"unknown":{"x":[1,2.5e-3,-0,true,false,null,"s\n\u00e9"]},"status":200}`, false},
+	{`{"unknown":[1,2}`, false},
+	{`{"unknown":{"x" 1}}`, false},
+	{`{"unknown":{1:2}}`, false},
+	{`{"unknown":01}`, false},
+	{`{"unknown":-}`, false},
+	{`{"unknown":1.}`, false},
+	{`{"unknown":1e}`, false},
+	{`{"unknown":nul}`, false},
+	{`{"unknown":tru}`, false},
+	{`{"unknown":"\x"}`, false},
+	{`{"unknown":"\u12"}`, false},
+	{`{"unknown":"\u12g4"}`, false},
+	{"{\"unknown\":\"a\x01b\"}", false},
+	{"{\"unknown\":\"\xff\"}", false},
+	{`{"status":200.0}`, false},
+	{`{"status":2e2}`, false},
+	{`{"status":-0}`, false},
+	{`{"status":-200}`, false},
+	{`{"status":9223372036854775807}`, false},
+	{`{"status":9223372036854775808}`, false},
+	{`{"status":-9223372036854775808}`, false},
+	{`{"status":-9223372036854775809}`, false},
+	{`{"status":"200"}`, false},
+	{`{"status":true}`, false},
+	{`{"status":{}}`, false},
+	{`{"status":null}`, false},
+	{`{"status":200,"status":null}`, false},
+	{`{"status":200,"status":404}`, false},
+	{`{"STATUS":200,"Status":201}`, false},
+	{`{"Status":201,"status":200}`, false},
+	{"{\"\u017ftatus\":200}", false},
+	{`{"\u0073tatus":200}`, false},
+	{`{"httpmethod":"get","TEMPLATEURI":"t","ORGANIZATIONID":"o","ClientID":"c","clientname":"n","USERID":"u","ID":"i","TimeStamp":"2026-11-25T10:15:02Z"}`, false},
+	{"{\"oauthClientId\":\"x\",\"clientId\":\"\u212a\"}", false},
+	{`{"clientId":"a\"b\\c\/d\be\ff\ng\rh\ti"}`, false},
+	{`{"clientId":"\u00e9\u4e2d\ud83d\ude00"}`, false},
+	{`{"clientId":"\ud83d"}`, false},
+	{`{"clientId":"\ud83dx"}`, false},
+	{`{"clientId":"\ud83d\u0041"}`, false},
+	{`{"clientId":"\ude00\ud83d"}`, false},
+	{`{"clientId":"\ud83d\ud83d\ude00"}`, false},
+	{`{"clientId":"\ud83d\u12"}`, false},
+	{"{\"clientId\":\"a\xffb\xc3\"}", false},
+	{"{\"clientId\":\"\xed\xa0\x80\"}", false},
+	{"{\"clientId\":\"\xef\xbf\xbd\"}", false},
+	{"{\"clientId\":\"\t\"}", false},
+	{`{"clientId":"\'"}`, false},
+	{`{"clientId":1}`, false},
+	{`{"clientId":[]}`, false},
+	{`{"clientId":null}`, false},
+	{`{"clientId":"a","clientId":null}`, false},
+	{`{"clientId":"abc`, false},
+	{`{"clientId":"abc\`, false},
+	{`{"clientId":"é`, false},
+	{`{"timestamp":null}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02+01:00"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02.5-07:30"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02.123456789Z"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02.1234567891Z"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02.Z"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02,5Z"}`, false},
+	{`{"timestamp":"2026-11-25t10:15:02z"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:60Z"}`, false},
+	{`{"timestamp":"2026-11-25T24:00:00Z"}`, false},
+	{`{"timestamp":"2024-02-29T00:00:00Z"}`, false},
+	{`{"timestamp":"2026-02-29T00:00:00Z"}`, false},
+	{`{"timestamp":"2100-02-29T00:00:00Z"}`, false},
+	{`{"timestamp":"2000-02-29T00:00:00Z"}`, false},
+	{`{"timestamp":"0000-01-01T00:00:00Z"}`, false},
+	{`{"timestamp":"2026-04-31T00:00:00Z"}`, false},
+	{`{"timestamp":"2026-13-01T00:00:00Z"}`, false},
+	{`{"timestamp":"2026-11-25T1:15:02Z"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02+24:00"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02\u005a"}`, false},
+	{`{"timestamp":"2026-11-25"}`, false},
+	{`{"timestamp":""}`, false},
+	{`{"timestamp":1}`, false},
+	{`{"timestamp":{"a":1}}`, false},
+	{`{"timestamp":[1}`, false},
+	{`{"timestamp":"yesterday"}`, false},
+	{`{"timestamp":"2026-11-25T10:15:02Z","timestamp":null}`, false},
+}
+
+// checkSameDecoding fails unless decodeEvents and the encoding/json decoder
+// agree: the same events, or errors of the same code.
+func checkSameDecoding(t *testing.T, body []byte, ndjson bool, max int) {
+	t.Helper()
+	got, gotErr := decodeEvents(bytes.NewReader(body), ndjson, max)
+	want, wantErr := decodeEventsStd(bytes.NewReader(body), ndjson, max)
+	switch {
+	case gotErr != nil && wantErr != nil:
+		if g, w := apiusage.ErrorCode(gotErr), apiusage.ErrorCode(wantErr); g != w {
+			t.Fatalf("body %q (ndjson %v): error code %s (%v), want %s (%v)", body, ndjson, g, gotErr, w, wantErr)
+		}
+	case gotErr != nil || wantErr != nil:
+		t.Fatalf("body %q (ndjson %v): got %+v, %v; want %+v, %v", body, ndjson, got, gotErr, want, wantErr)
+	case !reflect.DeepEqual(got, want):
+		t.Fatalf("body %q (ndjson %v): got %+v, want %+v", body, ndjson, got, want)
+	}
+}
+
+func TestDecodeEventsMatchesEncodingJSON(t *testing.T) {
+	for _, s := range decodeSeeds {
+		for _, ndjson := range []bool{s.ndjson, !s.ndjson} {
+			t.Run(fmt.Sprintf("%q ndjson=%v", s.body, ndjson), func(t *testing.T) {
+				checkSameDecoding(t, []byte(s.body), ndjson, 20)
+			})
+		}
+	}
+}
+
+// TestDecodeEventsBatchBound checks the bound's edges against the
+// encoding/json decoder, whose streaming order decides 413 against 400.
+func TestDecodeEventsBatchBound(t *testing.T) {
+	for _, body := range []struct {
+		body   string
+		ndjson bool
+	}{
+		{`[{},{}]`, false},
+		{`[{},{},{}]`, false},
+		{`[{},{},]`, false},
+		{`[{},{}}`, false},
+		{`[{},{} x`, false},
+		{`[{},{}`, false},
+		{"{}\n{}\n", true},
+		{"{}\n{}\n{}", true},
+		{"{}\n{}\n]", true},
+		{"{}\n{}\nx", true},
+	} {
+		t.Run(body.body, func(t *testing.T) {
+			checkSameDecoding(t, []byte(body.body), body.ndjson, 2)
+		})
+	}
+}
+
+// TestDecodeEventsValues holds the parser to values worked out by hand, not
+// only to encoding/json.
+func TestDecodeEventsValues(t *testing.T) {
+	ts := time.Date(2026, 11, 25, 10, 15, 2, 123e6, time.UTC)
+	tests := []struct {
+		name, body string
+		want       apiusage.Event
+	}{
+		{"every field", `{"id":"e","timestamp":"2026-11-25T10:15:02.123Z","organizationId":"o","clientId":"c","clientName":"n","userId":"u","templateUri":"t","httpMethod":"GET","status":200,"x":[{}]}`,
+			apiusage.Event{ID: "e", Time: ts, OrganizationID: "o", ClientID: "c", ClientName: "n", UserID: "u", TemplateURI: "t", Method: "GET", Status: 200}},
+		{"escapes", `{"clientId":"\"\\\/\b\f\n\r\t\u00e9"}`, apiusage.Event{ClientID: "\"\\/\b\f\n\r\té"}},
+		{"a surrogate pair", `{"clientId":"\ud83d\ude00"}`, apiusage.Event{ClientID: "😀"}},
+		{"a lone surrogate", `{"clientId":"\ud83dx\ude00"}`, apiusage.Event{ClientID: "\ufffdx\ufffd"}},
+		{"a high surrogate before another escape", `{"clientId":"\ud83d\u0041"}`, apiusage.Event{ClientID: "\ufffdA"}},
+		{"invalid UTF-8", "{\"clientId\":\"a\xffb\"}", apiusage.Event{ClientID: "a\ufffdb"}},
+		{"a key in another case", `{"CLIENTID":"c","Status":7}`, apiusage.Event{ClientID: "c", Status: 7}},
+		{"the last duplicate", `{"status":1,"status":2,"clientId":"a","clientId":null}`, apiusage.Event{ClientID: "a", Status: 2}},
+		{"nanoseconds", `{"timestamp":"2026-11-25T10:15:02.000000007Z"}`, apiusage.Event{Time: time.Date(2026, 11, 25, 10, 15, 2, 7, time.UTC)}},
+		{"an offset", `{"timestamp":"2026-11-25T11:15:02.123+01:00"}`, apiusage.Event{Time: ts.In(time.FixedZone("", 3600))}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeEvents(strings.NewReader(tt.body), false, 10)
+			if err != nil {
+				t.Fatalf("decode %s: %v", tt.body, err)
+			}
+			if len(got) != 1 || !got[0].Time.Equal(tt.want.Time) {
+				t.Fatalf("decode %s: got %+v, want %+v", tt.body, got, tt.want)
+			}
+			got[0].Time, tt.want.Time = time.Time{}, time.Time{}
+			if got[0] != tt.want {
+				t.Fatalf("decode %s: got %+v, want %+v", tt.body, got[0], tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeEventsErrorsNameEventAndField checks the 400's wording.
+func TestDecodeEventsErrorsNameEventAndField(t *testing.T) {
+	tests := []struct{ body, want string }{
+		{`[{},{"status":"200"}]`, "event 1: malformed JSON: status: cannot be a JSON string"},
+		{`[{},{},{"clientId":5}]`, "event 2: malformed JSON: clientId: cannot be a JSON number 5"},
+		{`[{"timestamp":"yesterday"}]`, "event 0: malformed JSON: timestamp: parsing time"},
+		{`[{},{"status":2.5}]`, "event 1: malformed JSON: status: cannot be a JSON number 2.5"},
+		{`[{},{"a" 1}]`, "event 1: malformed JSON at byte 10: invalid character '1' after object key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			_, err := decodeEvents(strings.NewReader(tt.body), false, 10)
+			checkDecodeError(t, err, apiusage.CodeBadRequest)
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q, want it to hold %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEventParsersReuse checks that a parser's second batch leaves the
+// first batch's events alone: no string may alias the reused body buffer.
+func TestEventParsersReuse(t *testing.T) {
+	var ps eventParsers
+	first, err := ps.decode(strings.NewReader(`{"id":"a1","clientId":"c1","clientName":"\u00e9"}`), 0, true, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := ps.decode(strings.NewReader(`{"id":"zz","clientId":"zz","clientName":"\u00ff"}`), 0, true, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := apiusage.Event{ID: "a1", ClientID: "c1", ClientName: "é"}
+	if first[0] != want {
+		t.Fatalf("first batch now %+v, want %+v", first[0], want)
+	}
+}
+
+// FuzzDecodeEventsDifferential holds the ingest parser to encoding/json:
+// every body decodes to the same events both ways, or fails both ways with
+// the same code.
+func FuzzDecodeEventsDifferential(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s.body), s.ndjson)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		checkSameDecoding(t, body, ndjson, 20)
+	})
+}
+
+// workloadBatch returns n events of the benchmark workload as NDJSON.
+func workloadBatch(tb testing.TB, n int64) []byte {
+	tb.Helper()
+	g, err := workload.New(workload.Config{Seed: 1, Events: n})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := g.WriteTo(&buf); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkIngestDecode decodes and validates a batch of 10,000 workload
+// events (the suite's batch), as NDJSON and as a JSON array, with the
+// encoding/json decoder the server had and with the parser it has, pooled
+// as the handler pools it. Compare with benchstat -col /decoder.
+func BenchmarkIngestDecode(b *testing.B) {
+	const n = 10_000
+	nd := workloadBatch(b, n)
+	array := append([]byte{'['}, bytes.ReplaceAll(bytes.TrimSuffix(nd, []byte{'\n'}), []byte{'\n'}, []byte{','})...)
+	array = append(array, ']')
+	var check []apiusage.Event
+	if err := json.Unmarshal(array, &check); err != nil || len(check) != n {
+		b.Fatalf("the array holds %d events (%v), want %d", len(check), err, n)
+	}
+	var ps eventParsers
+	decoders := []struct {
+		name   string
+		decode func(body []byte, ndjson bool) ([]apiusage.Event, error)
+	}{
+		{"std", func(body []byte, ndjson bool) ([]apiusage.Event, error) {
+			return decodeEventsStd(bytes.NewReader(body), ndjson, 100_000)
+		}},
+		{"parser", func(body []byte, ndjson bool) ([]apiusage.Event, error) {
+			return ps.decode(bytes.NewReader(body), int64(len(body)), ndjson, 100_000)
+		}},
+	}
+	for _, format := range []struct {
+		name   string
+		body   []byte
+		ndjson bool
+	}{{"ndjson", nd, true}, {"array", array, false}} {
+		for _, d := range decoders {
+			b.Run("format="+format.name+"/decoder="+d.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(format.body)))
+				for b.Loop() {
+					got, err := d.decode(format.body, format.ndjson)
+					if err != nil || len(got) != n {
+						b.Fatalf("decoded %d events, err %v", len(got), err)
+					}
+					if err := validateEvents(got); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+}

@@ -124,6 +124,7 @@ func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
 	switch first := p.data[p.pos]; {
 	case first == '[' && !ndjson:
 		p.pos++
+		events = make([]apiusage.Event, 0, p.estimate(max, false))
 		for {
 			p.skipSpace()
 			if p.pos == len(p.data) {
@@ -161,7 +162,7 @@ func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
 		}
 	case ndjson:
 		// One event a line, mostly: counting the lines sizes the slice once.
-		events = make([]apiusage.Event, 0, min(max, bytes.Count(p.data[p.pos:], []byte{'\n'})+1))
+		events = make([]apiusage.Event, 0, p.estimate(max, true))
 		for {
 			p.skipSpace()
 			if p.pos == len(p.data) {
@@ -186,6 +187,19 @@ func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
 		return nil, badRequest("malformed JSON at byte %d: unexpected %q after the events", p.pos, p.data[p.pos])
 	}
 	return events, nil
+}
+
+// estimate guesses how many events the body holds, to size the slice once.
+// NDJSON has about one a line; an array is assumed to have one per 256
+// bytes, and grows past that if it must. The guess never passes max, nor
+// one event per 64 bytes of body, so that a body of newlines or brackets
+// cannot make the server allocate far more than it sent.
+func (p *eventParser) estimate(max int, ndjson bool) int {
+	rest := p.data[p.pos:]
+	if !ndjson {
+		return min(max, len(rest)/256+1)
+	}
+	return min(max, len(rest)/64+1, bytes.Count(rest, []byte{'\n'})+1)
 }
 
 // typeError is a value of the wrong JSON type for its field, worded as

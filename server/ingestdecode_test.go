@@ -153,9 +153,32 @@ func checkSameDecoding(t *testing.T, body []byte, ndjson bool, max int) {
 }
 
 func TestDecodeEventsMatchesEncodingJSON(t *testing.T) {
-	for _, s := range decodeSeeds {
+	seeds := decodeSeeds
+	// encoding/json's nesting bound, 10,000 arrays and objects deep, counted
+	// from the event.
+	for _, n := range []int{9998, 9999, 10000} {
+		deep := strings.Repeat("[", n) + strings.Repeat("]", n)
+		seeds = append(seeds,
+			struct {
+				body   string
+				ndjson bool
+			}{`{"unknown":` + deep + `}`, false},
+			struct {
+				body   string
+				ndjson bool
+			}{`[` + deep + `]`, false},
+			struct {
+				body   string
+				ndjson bool
+			}{deep, true})
+	}
+	for _, s := range seeds {
 		for _, ndjson := range []bool{s.ndjson, !s.ndjson} {
-			t.Run(fmt.Sprintf("%q ndjson=%v", s.body, ndjson), func(t *testing.T) {
+			name := s.body
+			if len(name) > 80 {
+				name = name[:80]
+			}
+			t.Run(fmt.Sprintf("%q ndjson=%v", name, ndjson), func(t *testing.T) {
 				checkSameDecoding(t, []byte(s.body), ndjson, 20)
 			})
 		}

@@ -230,6 +230,13 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	}
 	for c := range 256 {
 		inputs = append(inputs, string([]byte{byte(c)}), "x"+string(rune(c))+"y")
+		// Every byte at every position of the 8-byte blocks appendString
+		// skips at once.
+		for pos := range 16 {
+			b := []byte("abcdefgh01234567z")
+			b[pos] = byte(c)
+			inputs = append(inputs, string(b))
+		}
 	}
 	for _, s := range inputs {
 		checkSameBytes(t, fmt.Sprintf("%q", s), append(appendString(nil, s), '\n'), refEncode(t, s))

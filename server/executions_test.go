@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,28 @@ func TestExecutionLifecycle(t *testing.T) {
 		release()
 		if got := rows(t, e.wait(a.admin, uri)); len(got) != 1 || got[0]["requests"] != float64(1) {
 			t.Fatalf("rows %v, want one row of one request", got)
+		}
+	})
+	t.Run("every poll of a complete query gets the same bytes, with their length", func(t *testing.T) {
+		uri := e.start(a.admin, "/api/v2/usage/query", map[string]any{
+			"interval": "2026-11-20/2026-11-21", "granularity": "Day", "metrics": []string{"Requests", "Status200"}})
+		e.wait(a.admin, uri)
+		first := e.do(request{method: "GET", path: uri, token: a.admin})
+		again := e.do(request{method: "GET", path: uri, token: a.admin})
+		if first.status != 200 || again.status != 200 || !bytes.Equal(first.body, again.body) {
+			t.Fatalf("polls: %d %s, then %d %s; want 200 and the same body twice", first.status, first.body, again.status, again.body)
+		}
+		if got, want := first.header.Get("Content-Length"), strconv.Itoa(len(first.body)); got != want {
+			t.Fatalf("Content-Length %q, want %q", got, want)
+		}
+		if got := first.header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+			t.Fatalf("Content-Type %q, want application/json; charset=utf-8", got)
+		}
+		// Grouped by client only (the default): the other dimensions empty.
+		want := `{"results":[{"clientId":"c","clientName":"","organizationId":"","userId":"","templateUri":"","httpMethod":"",` +
+			`"status200":1,"requests":1,"date":"2026-11-20T00:00:00Z"}],"queryStatus":"Complete"}` + "\n"
+		if string(first.body) != want {
+			t.Fatalf("body\n%s\nwant\n%s", first.body, want)
 		}
 	})
 	t.Run("a store error fails the execution", func(t *testing.T) {

@@ -330,8 +330,8 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, g apiusage.Granu
 }
 
 // encodeResults encodes the results body of a Complete query once, here on
-// the worker, so that polls only send bytes: a large result takes longer to
-// encode than to send. The rows are dropped once encoded, since nothing else
+// the worker, so that polls only send bytes: the first poll does not wait for
+// an encoding, and a result polled again is not encoded again. The rows are dropped once encoded, since nothing else
 // reads them and the body is all the memory the result needs. A result that
 // cannot be encoded fails the execution.
 func (s *Server) encodeResults(x *apiusage.Execution) {

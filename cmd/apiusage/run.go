@@ -28,8 +28,13 @@ func exitCode(err error) int {
 // environment and streams; tests call it the same way, in process.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	root := &cobra.Command{
-		Use:           "apiusage",
-		Short:         "apiusage records API requests and answers the Usage API about them",
+		Use:   "apiusage",
+		Short: "apiusage records API requests and answers the Usage API about them",
+		Example: `  apiusage serve
+  apiusage login --url http://127.0.0.1:8080 --client-id ID --client-secret SECRET
+  apiusage ingest events.ndjson
+  apiusage query org --last 7d --granularity day
+  source <(apiusage completion bash)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -40,6 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.AddCommand(serveCommand(getenv, stdout, stderr))
 	root.AddCommand(cliCommands(getenv, stdout, stderr)...)
 	root.AddCommand(proxyCommand(getenv, stdout, stderr))
+	addCompletionExamples(root)
 	_, err := root.ExecuteContextC(ctx)
 	if err != nil && isCobraUsageError(err) {
 		return usageError{err}
@@ -61,4 +67,30 @@ func isCobraUsageError(err error) bool {
 		}
 	}
 	return false
+}
+
+// addCompletionExamples gives cobra's completion commands the examples every
+// other command has.
+func addCompletionExamples(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Example = `  source <(apiusage completion bash)
+  apiusage completion zsh > "${fpath[1]}/_apiusage"
+  apiusage completion fish > ~/.config/fish/completions/apiusage.fish`
+		for _, shell := range c.Commands() {
+			switch shell.Name() {
+			case "bash":
+				shell.Example = "  source <(apiusage completion bash)\n  apiusage completion bash > /etc/bash_completion.d/apiusage"
+			case "zsh":
+				shell.Example = "  apiusage completion zsh > \"${fpath[1]}/_apiusage\""
+			case "fish":
+				shell.Example = "  apiusage completion fish > ~/.config/fish/completions/apiusage.fish"
+			case "powershell":
+				shell.Example = "  apiusage completion powershell | Out-String | Invoke-Expression"
+			}
+		}
+	}
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestEveryCommandHelpHasExamples walks the whole command tree: every
+// command's --help shows examples.
+func TestEveryCommandHelpHasExamples(t *testing.T) {
+	paths := [][]string{{}}
+	seen := 0
+	for len(paths) > 0 {
+		path := paths[0]
+		paths = paths[1:]
+		var out bytes.Buffer
+		args := append(append([]string{"apiusage"}, path...), "--help")
+		if err := run(context.Background(), args, func(string) string { return "" }, &out, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		help := out.String()
+		if !strings.Contains(help, "\nExamples:\n") {
+			t.Errorf("apiusage %s --help shows no examples:\n%s", strings.Join(path, " "), help)
+		}
+		seen++
+		// Subcommands are listed under "Available Commands:", one a line.
+		_, list, ok := strings.Cut(help, "Available Commands:\n")
+		if !ok {
+			continue
+		}
+		for _, line := range strings.Split(list, "\n") {
+			if !strings.HasPrefix(line, "  ") {
+				break
+			}
+			name := strings.Fields(line)[0]
+			if name == "help" {
+				continue
+			}
+			paths = append(paths, append(append([]string(nil), path...), name))
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("walked %d commands, want the whole tree (at least 20)", seen)
+	}
+}

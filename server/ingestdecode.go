@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"sync"
 	"time"
@@ -39,10 +41,15 @@ type eventParser struct {
 	buf  []byte // the body, reused
 	data []byte // the body being parsed
 	pos  int
-	// strs interns the strings of a batch: organizations, clients,
-	// templates and methods repeat from event to event, and each distinct
-	// value is allocated once a batch instead of once an event.
-	strs    map[string]string
+	// strs interns the strings of a batch, a table per field (small tables
+	// are faster to probe, and most fields have few values): organizations,
+	// clients, templates and methods repeat from event to event, and each
+	// distinct value is allocated once a batch instead of once an event.
+	strs [numInterned]map[string]string
+	// recent is a direct-mapped cache in front of strs, kept from batch to
+	// batch: a hit costs two loads and a comparison where the map would
+	// hash the whole string and probe a table too big for the CPU's caches.
+	recent  [numInterned][recentSize]string
 	scratch []byte // unescaped strings
 }
 
@@ -53,7 +60,11 @@ func (ps *eventParsers) get() *eventParser {
 	if p, ok := ps.p.Get().(*eventParser); ok {
 		return p
 	}
-	return &eventParser{strs: make(map[string]string)}
+	p := &eventParser{}
+	for i := range p.strs {
+		p.strs[i] = make(map[string]string)
+	}
+	return p
 }
 
 func (ps *eventParsers) put(p *eventParser) {
@@ -61,7 +72,9 @@ func (ps *eventParsers) put(p *eventParser) {
 		return
 	}
 	// The strings go with their batch; the map keeps its buckets.
-	clear(p.strs)
+	for _, m := range p.strs {
+		clear(m)
+	}
 	p.data = nil
 	ps.p.Put(p)
 }
@@ -277,6 +290,10 @@ const (
 	fieldTemplate
 	fieldMethod
 	fieldStatus
+
+	// numInterned counts the fields from fieldOrg to fieldMethod, whose
+	// values are interned.
+	numInterned = fieldMethod - fieldOrg + 1
 )
 
 // fieldNames are the JSON names of the fields, by field constant.
@@ -384,31 +401,52 @@ func (p *eventParser) field(f int, e *apiusage.Event) error {
 		// Ids are unique: interning them would only grow the table.
 		e.ID = string(b)
 	case fieldOrg:
-		e.OrganizationID = p.intern(b)
+		e.OrganizationID = p.intern(fieldOrg, b)
 	case fieldClient:
-		e.ClientID = p.intern(b)
+		e.ClientID = p.intern(fieldClient, b)
 	case fieldClientName:
-		e.ClientName = p.intern(b)
+		e.ClientName = p.intern(fieldClientName, b)
 	case fieldUser:
-		e.UserID = p.intern(b)
+		e.UserID = p.intern(fieldUser, b)
 	case fieldTemplate:
-		e.TemplateURI = p.intern(b)
+		e.TemplateURI = p.intern(fieldTemplate, b)
 	case fieldMethod:
-		e.Method = p.intern(b)
+		e.Method = p.intern(fieldMethod, b)
 	}
 	return nil
 }
 
-// intern returns b as a string, allocated once a batch.
-func (p *eventParser) intern(b []byte) string {
+// recentSize is the number of slots of each field's cache of recent strings.
+const recentSize = 1024
+
+// intern returns b, a value of field f, as a string allocated at most once
+// a batch.
+func (p *eventParser) intern(f int, b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if s, ok := p.strs[string(b)]; ok {
-		return s
+	// Identifiers differ in their first and last bytes, and names and
+	// templates in their length or ends: enough for a slot.
+	var h uint64
+	if len(b) >= 8 {
+		h = binary.LittleEndian.Uint64(b) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[len(b)-8:]), 31)
+	} else {
+		for _, c := range b {
+			h = h<<8 | uint64(c)
+		}
 	}
-	s := string(b)
-	p.strs[s] = s
+	h = (h ^ uint64(len(b))) * 0x9e3779b97f4a7c15
+	slot := &p.recent[f-fieldOrg][h>>(64-10)]
+	if *slot == string(b) {
+		return *slot
+	}
+	m := p.strs[f-fieldOrg]
+	s, ok := m[string(b)]
+	if !ok {
+		s = string(b)
+		m[s] = s
+	}
+	*slot = s
 	return s
 }
 
@@ -592,7 +630,11 @@ func daysIn(month, year int) int {
 // call.
 func (p *eventParser) str() ([]byte, error) {
 	start := p.pos + 1
-	for i := start; i < len(p.data); i++ {
+	i := start
+	for i+8 <= len(p.data) && plain8(binary.LittleEndian.Uint64(p.data[i:])) {
+		i += 8
+	}
+	for ; i < len(p.data); i++ {
 		switch c := p.data[i]; {
 		case c == '"':
 			p.pos = i + 1
@@ -603,6 +645,25 @@ func (p *eventParser) str() ([]byte, error) {
 	}
 	p.pos = len(p.data)
 	return nil, p.syntaxError("in string literal")
+}
+
+// Masks of every byte of a word, for plain8.
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// plain8 reports whether the eight bytes of x (the next bytes of a string)
+// are all printable ASCII other than a quote or a backslash, so that a
+// string's common bytes are skipped a word at a time. It may say no when
+// they are; never yes when they are not.
+func plain8(x uint64) bool {
+	// (v - 0x01…) &^ v & 0x80… is non-zero exactly when a byte of v is
+	// zero; with n in place of 0x01, when a byte is less than n.
+	quote := x ^ ('"' * lowBits)
+	backslash := x ^ ('\\' * lowBits)
+	special := (quote-lowBits)&^quote | (backslash-lowBits)&^backslash | (x-0x20*lowBits)&^x | x
+	return special&highBits == 0
 }
 
 // strSlow is str past the first byte that needs care, at i.
@@ -723,7 +784,11 @@ func hexPrefix(b []byte) int {
 
 // skipString consumes the string at p.pos, checking its syntax only.
 func (p *eventParser) skipString() error {
-	for i := p.pos + 1; i < len(p.data); i++ {
+	i := p.pos + 1
+	for i+8 <= len(p.data) && plain8(binary.LittleEndian.Uint64(p.data[i:])) {
+		i += 8
+	}
+	for ; i < len(p.data); i++ {
 		switch c := p.data[i]; {
 		case c == '"':
 			p.pos = i + 1

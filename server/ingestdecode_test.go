@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -358,6 +359,72 @@ func BenchmarkIngestDecode(b *testing.B) {
 				}
 				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 			})
+		}
+	}
+}
+
+// TestPlain8 holds the word-at-a-time check to the byte-at-a-time one, on
+// words made of the bytes around every boundary it must see.
+func TestPlain8(t *testing.T) {
+	edges := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, '"', '\\', 'a', 0x7e, 0x7f, 0x80, 0x81, 0xc3, 0xfe, 0xff}
+	plainByte := func(c byte) bool { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\' }
+	word := make([]byte, 8)
+	check := func() {
+		t.Helper()
+		want := true
+		for _, c := range word {
+			want = want && plainByte(c)
+		}
+		if got := plain8(binary.LittleEndian.Uint64(word)); got != want {
+			t.Fatalf("plain8(%q) = %v, want %v", word, got, want)
+		}
+	}
+	// Every edge byte at every position of an otherwise plain word, and
+	// every pair of edge bytes in neighbouring positions (a borrow from one
+	// byte into the next is where such tricks go wrong).
+	for pos := range 8 {
+		for _, c := range edges {
+			for _, d := range edges {
+				for i := range word {
+					word[i] = 'x'
+				}
+				word[pos] = c
+				if pos+1 < 8 {
+					word[pos+1] = d
+				}
+				check()
+			}
+		}
+	}
+	for c := range 256 {
+		for i := range word {
+			word[i] = byte(c)
+		}
+		check()
+	}
+}
+
+// TestEventParsersInternCollisions decodes batch after batch through one
+// pool with values that share their length and both ends, so that they
+// share cache slots: each must still decode to itself.
+func TestEventParsersInternCollisions(t *testing.T) {
+	var ps eventParsers
+	for batch := range 5 {
+		var body bytes.Buffer
+		var want []string
+		for i := range 300 {
+			v := fmt.Sprintf("aaaaaaaa-%04d-%d-zzzzzzzz", (i*7+batch)%250, i%3)
+			want = append(want, v)
+			fmt.Fprintf(&body, "{\"clientId\":%q,\"userId\":%q}\n", v, v[:i%12])
+		}
+		got, err := ps.decode(&body, 0, true, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range got {
+			if e.ClientID != want[i] || e.UserID != want[i][:i%12] {
+				t.Fatalf("batch %d event %d: clientId %q userId %q, want %q and %q", batch, i, e.ClientID, e.UserID, want[i], want[i][:i%12])
+			}
 		}
 	}
 }

@@ -171,7 +171,8 @@ func queryFixture(b *testing.B, days, perHour int) *Store {
 
 // BenchmarkQuery measures queries over a rollup of days of traffic: the
 // common one (whole days, grouped by client, template and method at Day,
-// answered from the slim daily rollup), one grouped by user (the hourly
+// answered from the slim daily rollup, for every organization and for
+// one), one grouped by user (the hourly
 // rollup), and one whose interval cuts days (both).
 func BenchmarkQuery(b *testing.B) {
 	const days, perHour = 90, 20_000 // 43 million events
@@ -194,6 +195,12 @@ func BenchmarkQuery(b *testing.B) {
 			Interval:    apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},
 			Granularity: apiusage.GranularityDay,
 			GroupBy:     []apiusage.Dimension{apiusage.DimClient, apiusage.DimTemplateURI, apiusage.DimMethod},
+		}},
+		{"days/client,template,method/one org", apiusage.Query{
+			Interval:       apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},
+			Granularity:    apiusage.GranularityDay,
+			GroupBy:        []apiusage.Dimension{apiusage.DimClient, apiusage.DimTemplateURI, apiusage.DimMethod},
+			OrganizationID: "org-3",
 		}},
 		{"days/client/one org", apiusage.Query{
 			Interval:       apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},

@@ -149,6 +149,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		}
 	}
 	needUser := mask.user != 0
+	flt := filters{orgs: orgs, clients: clients, methods: methods, tmpls: tmpls}
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -156,21 +157,57 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	// changed to use it.
 	strs := s.dict.all()
 
+	if q.Granularity == apiusage.GranularityDay && !needUser && mask.client != 0 && mask.tmpl != 0 && mask.method != 0 {
+		rows, err := s.queryDays(ctx, q, first, end, &flt, mask, fields, &strs, s.packBits)
+		if err != nil {
+			return nil, err
+		}
+		s.m.querySeconds.Observe(time.Since(start).Seconds())
+		return rows, nil
+	}
+
 	var gs groups
 	var buckets []time.Time
+	var bucketFirst int32 // the first group of the current bucket
 	index := map[key]int32{}
+	// When the grouped fields' dictionaries are small, every combination of
+	// their ids has a slot in a dense array, found by arithmetic instead of
+	// by hashing a key: slot is the ids in mixed radix, a multiplier per
+	// field (0 when not grouped on). A slot holds its group's index plus
+	// one, valid when it is a group of the current bucket, so that the
+	// array needs no clearing between buckets.
+	var dense []int32
+	var mul key
+	if n := denseSlots(fields, &strs, s.maxDense); n > 0 {
+		dense = make([]int32, n)
+		m := uint32(1)
+		for _, f := range slices.Backward(fields) {
+			*fieldPtr(&mul, f) = m
+			m *= uint32(len(strs[f]))
+		}
+	}
 	scan := func(t *table) {
 		b := int32(len(buckets) - 1)
-		for i, k := range t.keys {
-			if orgs.on && k.org != orgs.small[0] || !clients.has(k.client) || !methods.has(k.method) || !tmpls.has(k.tmpl) {
+		for i := range t.keys {
+			k := &t.keys[i]
+			if !flt.match(k) {
 				continue
 			}
 			g := key{org: k.org & mask.org, client: k.client & mask.client, user: k.user & mask.user,
 				tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
-			j, ok := index[g]
-			if !ok {
-				j = gs.add(group{bucket: b, k: g})
-				index[g] = j
+			var j int32
+			if dense != nil {
+				slot := &dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method]
+				if j = *slot - 1; j < bucketFirst {
+					j = gs.add(group{bucket: b, k: g})
+					*slot = j + 1
+				}
+			} else {
+				var ok bool
+				if j, ok = index[g]; !ok {
+					j = gs.add(group{bucket: b, k: g})
+					index[g] = j
+				}
 			}
 			c, sum := &t.cnts[i], &gs.at(j).c
 			sum.Requests += int64(c.total)
@@ -192,6 +229,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		if b := q.Granularity.Truncate(time.Unix(p.day*86400, 0)); len(buckets) == 0 || !b.Equal(buckets[len(buckets)-1]) {
 			buckets = append(buckets, b)
 			clear(index) // groups of earlier buckets are complete
+			bucketFirst = int32(gs.n)
 		}
 		h0 := p.day * 24
 		if !needUser && first <= h0 && h0+24 <= end {
@@ -213,6 +251,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	}
 	order := orderGroups(&gs, fields, &strs, 64)
 
+	nameOf := s.clientNames(mask.client != 0, len(order), &strs)
 	rows := make([]apiusage.Row, len(order))
 	for i, o := range order {
 		g := gs.at(o.i)
@@ -225,8 +264,8 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 			Method:         strs[fMethod][g.k.method],
 			Counts:         g.c,
 		}
-		if mask.client != 0 {
-			rows[i].ClientName = strs[fName][s.st.names[g.k.client]]
+		if nameOf != nil {
+			rows[i].ClientName = nameOf(g.k.client)
 		}
 	}
 	s.m.querySeconds.Observe(time.Since(start).Seconds())
@@ -248,41 +287,17 @@ func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits in
 	if gs.n < 2 {
 		return order
 	}
-	fieldOf := func(k *key, f int) uint32 {
-		switch f {
-		case fOrg:
-			return k.org
-		case fClient:
-			return k.client
-		case fUser:
-			return k.user
-		case fTmpl:
-			return k.tmpl
-		}
-		return k.method
-	}
 	ranks := make([][]uint32, len(fields))
 	width := make([]int, len(fields))
 	total := bits.Len(uint(gs.at(int32(gs.n - 1)).bucket))
 	for i, f := range fields {
 		seen := make([]bool, len(strs[f]))
-		var ids []uint32
 		for _, c := range gs.chunks {
 			for j := range c {
-				if id := fieldOf(&c[j].k, f); !seen[id] {
-					seen[id] = true
-					ids = append(ids, id)
-				}
+				seen[fieldOf(&c[j].k, f)] = true
 			}
 		}
-		names := strs[f]
-		slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
-		rank := make([]uint32, len(names))
-		for r, id := range ids {
-			rank[id] = uint32(r)
-		}
-		ranks[i] = rank
-		width[i] = bits.Len(uint(len(ids)))
+		ranks[i], width[i] = rankSeen(seen, strs[f])
 		total += width[i]
 	}
 	if total <= maxBits {
@@ -310,4 +325,73 @@ func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits in
 		return 0
 	})
 	return order
+}
+
+// fieldOf returns k's id in field f.
+func fieldOf(k *key, f int) uint32 {
+	switch f {
+	case fOrg:
+		return k.org
+	case fClient:
+		return k.client
+	case fUser:
+		return k.user
+	case fTmpl:
+		return k.tmpl
+	}
+	return k.method
+}
+
+// rankSeen ranks the ids marked in seen by their strings in names: rank[id]
+// orders id among them as its string orders among theirs. Only the ids a
+// result holds are ranked, so that the ranks stay narrow (a few bits for a
+// field of a million values of which a query meets a hundred) and sorting
+// them costs what the result does, not what the dictionary does. It also
+// returns the bits a rank takes.
+func rankSeen(seen []bool, names []string) (rank []uint32, width int) {
+	var ids []uint32
+	for id, ok := range seen {
+		if ok {
+			ids = append(ids, uint32(id))
+		}
+	}
+	slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
+	rank = make([]uint32, len(names))
+	for r, id := range ids {
+		rank[id] = uint32(r)
+	}
+	return rank, bits.Len(uint(len(ids)))
+}
+
+// maxDenseSlots bounds the dense array a query may find its groups in (4
+// bytes a slot): a few hundred thousand slots are cheaper to allocate than a
+// map of as many groups is to fill.
+const maxDenseSlots = 1 << 18
+
+// denseSlots returns how many slots a dense array of every combination of
+// the grouped fields' ids takes, or 0 when that is more than limit.
+func denseSlots(fields []int, strs *[numFields][]string, limit int) int {
+	n := 1
+	for _, f := range fields {
+		n *= len(strs[f])
+		if n > limit {
+			return 0
+		}
+	}
+	return n
+}
+
+// fieldPtr returns the address of k's id in field f.
+func fieldPtr(k *key, f int) *uint32 {
+	switch f {
+	case fOrg:
+		return &k.org
+	case fClient:
+		return &k.client
+	case fUser:
+		return &k.user
+	case fTmpl:
+		return &k.tmpl
+	}
+	return &k.method
 }

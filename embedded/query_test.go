@@ -1,11 +1,17 @@
 package embedded
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+	"github.com/apiusage/apiusage/storetest"
 )
 
 // TestOrderGroups checks both ways orderGroups sorts (packed ranks, and
@@ -76,6 +82,94 @@ func TestOrderGroups(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("fields %v, maxBits %d: order %v..., want %v...", fields, maxBits, got[:min(10, len(got))], want[:min(10, len(want))])
 			}
+		}
+	}
+}
+
+// TestQueryDays holds the day-by-day path (Day granularity, grouped by at
+// least client, template and method) to the oracle: whole and cut days,
+// filters, a client id in two organizations with and without the
+// organization grouped, and sort keys packed or not.
+func TestQueryDays(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := storetest.NewGen(7)
+	m := &storetest.Model{}
+	storetest.RandomBatches(t, s, m, g, 40, 200)
+	everything := apiusage.Interval{Start: time.Unix(0, 0), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	groupBys := [][]apiusage.Dimension{
+		{apiusage.DimClient, apiusage.DimTemplateURI, apiusage.DimMethod},
+		{apiusage.DimMethod, apiusage.DimTemplateURI, apiusage.DimClient},
+		{apiusage.DimTemplateURI, apiusage.DimOrganization, apiusage.DimMethod, apiusage.DimClient},
+		{apiusage.DimClient, apiusage.DimMethod, apiusage.DimOrganization, apiusage.DimTemplateURI, apiusage.DimMethod},
+	}
+	for _, packBits := range []int{64, 0} {
+		s.packBits = packBits
+		for _, gb := range groupBys {
+			storetest.CheckQuery(t, s, m.Events(), apiusage.Query{Interval: everything, Granularity: apiusage.GranularityDay, GroupBy: gb})
+			storetest.CheckQuery(t, s, m.Events(), apiusage.Query{Interval: everything, Granularity: apiusage.GranularityDay, GroupBy: gb, OrganizationID: "org-b"})
+			for range 40 {
+				q := g.Query()
+				q.Granularity = apiusage.GranularityDay
+				q.GroupBy = gb
+				storetest.CheckQuery(t, s, m.Events(), q)
+			}
+		}
+	}
+}
+
+// TestQueryDaysOverflow checks that the day-by-day path sums the rows of a
+// key continued after its counters filled up, in the slim rollup of a whole
+// day and the hourly rollups of a cut one.
+func TestQueryDaysOverflow(t *testing.T) {
+	s := openTest(t, "", Options{})
+	s.dict.mu.Lock()
+	k := key{org: s.dict.addLocked(fOrg, "org"), client: s.dict.addLocked(fClient, "client"),
+		tmpl: s.dict.addLocked(fTmpl, "api/v2/x"), method: s.dict.addLocked(fMethod, "GET")}
+	other := k
+	other.method = s.dict.addLocked(fMethod, "POST")
+	s.dict.mu.Unlock()
+	big := cnt{total: math.MaxUint32 - 1, s2: math.MaxUint32 - 1}
+	day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	hour := day.Unix() / 3600
+	s.mu.Lock()
+	s.st.apply(delta{hour: hour + 5, k: k, c: big})
+	s.st.apply(delta{hour: hour + 5, k: other, c: cnt{total: 1, s5: 1}})
+	s.st.apply(delta{hour: hour + 5, k: k, c: big})
+	s.st.apply(delta{hour: hour + 6, k: k, c: cnt{total: 3, s4: 3, s429: 1}})
+	s.mu.Unlock()
+	if n := len(s.st.days[0].slim.keys); n != 4 {
+		t.Fatalf("slim rollup has %d rows, want 4 (one key in three)", n)
+	}
+	gb := []apiusage.Dimension{apiusage.DimClient, apiusage.DimTemplateURI, apiusage.DimMethod}
+	want := apiusage.Counts{Requests: 2*(math.MaxUint32-1) + 3, Status200: 2 * (math.MaxUint32 - 1), Status400: 3, Status429: 1}
+	for _, iv := range []apiusage.Interval{
+		{Start: day, End: day.AddDate(0, 0, 1)},
+		{Start: day.Add(time.Hour), End: day.Add(20 * time.Hour)},
+	} {
+		for _, packBits := range []int{64, 0} {
+			s.packBits = packBits
+			rows, err := s.Query(context.Background(), apiusage.Query{Interval: iv, Granularity: apiusage.GranularityDay, GroupBy: gb})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 2 || rows[0].Method != "GET" || rows[0].Counts != want || rows[1].Method != "POST" || rows[1].Counts.Requests != 1 {
+				t.Errorf("interval %v, packBits %d: rows %+v, want GET with %+v, then POST with 1 request", iv, packBits, rows, want)
+			}
+		}
+	}
+}
+
+// TestQueryGroups holds the hashing path to the oracle on random queries,
+// with groups found in a dense array and in a map.
+func TestQueryGroups(t *testing.T) {
+	s := openTest(t, "", Options{})
+	g := storetest.NewGen(8)
+	m := &storetest.Model{}
+	storetest.RandomBatches(t, s, m, g, 40, 200)
+	for _, maxDense := range []int{maxDenseSlots, 0} {
+		s.maxDense = maxDense
+		for range 300 {
+			storetest.CheckQuery(t, s, m.Events(), g.Query())
 		}
 	}
 }

@@ -92,6 +92,12 @@ type Store struct {
 	ckFailed  int64        // walSize at the last failed checkpoint, to back off
 	ckCovered int64        // walSize the running checkpoint covers
 	lastSnap  atomic.Int64 // size of the newest snapshot, in bytes
+
+	// packBits bounds the packed sort keys of queries, and maxDense the
+	// dense arrays they find groups in: 64 and maxDenseSlots, but in tests
+	// of the other paths.
+	packBits int
+	maxDense int
 }
 
 // Open opens the usage store in dir, creating the directory when needed, and
@@ -135,6 +141,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		reqs:    make(chan *prepared, maxGroupBatches),
 		done:    make(chan struct{}),
 		ckDone:  make(chan error, 1),
+
+		packBits: 64,
+		maxDense: maxDenseSlots,
 	}
 	for f := range s.logged {
 		s.logged[f] = 1 // id 0, the empty string, is implicit

@@ -1,0 +1,217 @@
+package embedded
+
+import (
+	"context"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/apiusage/apiusage"
+)
+
+// filters are a query's filters as dictionary ids.
+type filters struct {
+	orgs, clients, methods, tmpls idSet
+}
+
+// match reports whether a rollup row of k passes every filter. An
+// organization filter names one organization, so it is one comparison.
+func (f *filters) match(k *key) bool {
+	return (!f.orgs.on || k.org == f.orgs.small[0]) && f.clients.has(k.client) &&
+		f.methods.has(k.method) && f.tmpls.has(k.tmpl)
+}
+
+// clientNames returns how to find the name of a client id for a result of n
+// rows, or nil when the result does not group by client. The caller holds
+// s.mu. A large result looks names up in a dense array built once, instead
+// of in the map of names once a row.
+func (s *Store) clientNames(grouped bool, n int, strs *[numFields][]string) func(client uint32) string {
+	if !grouped {
+		return nil
+	}
+	names := s.st.names
+	if n < 4*len(names) {
+		return func(client uint32) string { return strs[fName][names[client]] }
+	}
+	dense := make([]string, len(strs[fClient]))
+	for client, name := range names {
+		if int(client) < len(dense) {
+			dense[client] = strs[fName][name]
+		}
+	}
+	return func(client uint32) string { return dense[client] }
+}
+
+// dayEntry is a rollup row on its way to becoming a result row: its key
+// with the fields not grouped on zeroed, and its counters.
+type dayEntry struct {
+	k key
+	c cnt
+}
+
+// queryDays answers a query whose every bucket is one day (Day granularity)
+// and whose grouped fields nearly tell apart the rows of a slim daily
+// rollup (they include client, template and method, and a client belongs
+// to one organization). A day's groups are then about its slim rollup's
+// rows: instead of hashing every row into a group and sorting the whole
+// result, it sorts each day's rows by the ranks of their grouped strings
+// and emits them in that order, summing neighbours with one key (the rows
+// of the hours of a day the interval cuts, which differ by user and hour;
+// rows of one client in two organizations when the organization is not
+// grouped on; the rare row continued after its counters filled up). The
+// caller holds s.mu.
+// maxBits is 64 but in tests of the path for ranks too wide to pack.
+func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int64, flt *filters, mask key,
+	fields []int, strs *[numFields][]string, maxBits int) ([]apiusage.Row, error) {
+	type run struct {
+		date     time.Time
+		from, to int // its entries
+	}
+	var runs []run
+	var ents []dayEntry
+	collect := func(t *table) {
+		for i := range t.keys {
+			k := &t.keys[i]
+			if !flt.match(k) {
+				continue
+			}
+			ents = append(ents, dayEntry{
+				k: key{org: k.org & mask.org, client: k.client, tmpl: k.tmpl, method: k.method},
+				c: t.cnts[i],
+			})
+		}
+	}
+	lastDay := floorDiv(end-1, 24)
+	days := s.st.days
+	for i := s.st.find(floorDiv(first, 24)); i < len(days) && days[i].day <= lastDay; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := days[i]
+		from := len(ents)
+		h0 := p.day * 24
+		if first <= h0 && h0+24 <= end {
+			collect(&p.slim)
+		} else {
+			for h := max(first-h0, 0); h < min(end-h0, 24); h++ {
+				if t := p.hours[h]; t != nil {
+					collect(t)
+				}
+			}
+		}
+		if len(ents) > from {
+			runs = append(runs, run{date: q.Granularity.Truncate(time.Unix(p.day*86400, 0)), from: from, to: len(ents)})
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	ranks := make([][]uint32, len(fields))
+	width := make([]int, len(fields))
+	total := 0
+	longest := 0
+	for _, r := range runs {
+		longest = max(longest, r.to-r.from)
+	}
+	for i, f := range fields {
+		seen := make([]bool, len(strs[f]))
+		for j := range ents {
+			seen[fieldOf(&ents[j].k, f)] = true
+		}
+		ranks[i], width[i] = rankSeen(seen, strs[f])
+		total += width[i]
+	}
+	// A day's rows sort as plain integers, with no comparison function
+	// called, when the packed ranks and the row's index in its day fit in 64
+	// bits: the ranks above, the index below.
+	idxBits := bits.Len(uint(longest))
+	packed := total+idxBits <= maxBits
+	idxMask := uint64(1)<<idxBits - 1
+
+	nameOf := s.clientNames(true, len(ents), strs)
+	rows := make([]apiusage.Row, 0, len(ents))
+	emit := func(date time.Time, e *dayEntry, sum *apiusage.Counts) {
+		rows = append(rows, apiusage.Row{
+			Date:           date,
+			OrganizationID: strs[fOrg][e.k.org],
+			ClientID:       strs[fClient][e.k.client],
+			ClientName:     nameOf(e.k.client),
+			TemplateURI:    strs[fTmpl][e.k.tmpl],
+			Method:         strs[fMethod][e.k.method],
+			Counts:         *sum,
+		})
+	}
+	add := func(sum *apiusage.Counts, c *cnt) {
+		sum.Requests += int64(c.total)
+		sum.Status200 += int64(c.s2)
+		sum.Status300 += int64(c.s3)
+		sum.Status400 += int64(c.s4)
+		sum.Status500 += int64(c.s5)
+		sum.Status429 += int64(c.s429)
+	}
+	var ords []uint64
+	var idx []int32
+	for _, r := range runs {
+		day := ents[r.from:r.to]
+		// order lists the day's entries in result order.
+		var order func(yield func(int) bool)
+		if packed {
+			ords = ords[:0]
+			for j := range day {
+				var ord uint64
+				for i, f := range fields {
+					ord = ord<<width[i] | uint64(ranks[i][fieldOf(&day[j].k, f)])
+				}
+				ords = append(ords, ord<<idxBits|uint64(j))
+			}
+			slices.Sort(ords)
+			order = func(yield func(int) bool) {
+				for _, o := range ords {
+					if !yield(int(o & idxMask)) {
+						return
+					}
+				}
+			}
+		} else {
+			idx = idx[:0]
+			for j := range day {
+				idx = append(idx, int32(j))
+			}
+			slices.SortFunc(idx, func(x, y int32) int {
+				a, b := &day[x].k, &day[y].k
+				for i, f := range fields {
+					if ra, rb := ranks[i][fieldOf(a, f)], ranks[i][fieldOf(b, f)]; ra != rb {
+						if ra < rb {
+							return -1
+						}
+						return 1
+					}
+				}
+				return 0
+			})
+			order = func(yield func(int) bool) {
+				for _, j := range idx {
+					if !yield(int(j)) {
+						return
+					}
+				}
+			}
+		}
+		var cur *dayEntry
+		var sum apiusage.Counts
+		for j := range order {
+			e := &day[j]
+			if cur != nil && e.k != cur.k {
+				emit(r.date, cur, &sum)
+				sum = apiusage.Counts{}
+			}
+			cur = e
+			add(&sum, &e.c)
+		}
+		if cur != nil {
+			emit(r.date, cur, &sum)
+		}
+	}
+	return rows, nil
+}

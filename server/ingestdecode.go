@@ -306,10 +306,26 @@ var fieldNames = [...]string{
 // fieldOf matches a key as encoding/json does: exactly first, then without
 // regard to case (Unicode simple folding).
 func fieldOf(key []byte) int {
-	for f := fieldID; f <= fieldStatus; f++ {
-		if string(key) == fieldNames[f] {
-			return f
-		}
+	// A switch on the name compiles to a search by length and then bytes.
+	switch string(key) {
+	case "id":
+		return fieldID
+	case "timestamp":
+		return fieldTime
+	case "organizationId":
+		return fieldOrg
+	case "clientId":
+		return fieldClient
+	case "clientName":
+		return fieldClientName
+	case "userId":
+		return fieldUser
+	case "templateUri":
+		return fieldTemplate
+	case "httpMethod":
+		return fieldMethod
+	case "status":
+		return fieldStatus
 	}
 	for f := fieldID; f <= fieldStatus; f++ {
 		if bytes.EqualFold(key, []byte(fieldNames[f])) {

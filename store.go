@@ -94,11 +94,6 @@ type Execution struct {
 	Metrics []Metric
 	Columns []Column
 	Rows    []Row
-	// Body, when set, is the encoded results body of a Complete execution,
-	// made once by the server when the execution finished so that every
-	// poll serves the same bytes without encoding them again. Like Rows it
-	// is shared and never changed once set.
-	Body []byte
 	// Err is the caller-facing reason of a Failed execution.
 	Err     string
 	Created time.Time

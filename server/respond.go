@@ -65,10 +65,13 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 	}
 	if raw, ok := body.(resultsBody); ok {
 		// Already encoded: a length rather than chunks, and one write.
-		h.Set("Content-Length", strconv.Itoa(len(raw)))
+		h.Set("Content-Length", strconv.Itoa(len(raw.b)))
 		w.WriteHeader(status)
-		if _, err := w.Write(raw); err != nil {
+		if _, err := w.Write(raw.b); err != nil {
 			s.log.Debug("write response", "contextId", contextID(r), "err", err)
+		}
+		if raw.release != nil {
+			raw.release()
 		}
 		return
 	}

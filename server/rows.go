@@ -3,9 +3,11 @@ package server
 import (
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -13,11 +15,39 @@ import (
 )
 
 // resultsBody is a response body already encoded as JSON, trailing newline
-// included: writeJSON sends it as it is. Results bodies are encoded by hand
-// (appendQueryResults, appendSearchPage) rather than by encoding/json: a
+// included: writeJSON sends it as it is, then calls release (when not nil)
+// to hand its buffer back. Results bodies are encoded by hand
+// (appendQueryResults, searchResults) rather than by encoding/json: a
 // result can have hundreds of thousands of rows, and reflection over them
 // cost as much as the query itself.
-type resultsBody []byte
+type resultsBody struct {
+	b       []byte
+	release func()
+}
+
+// bodyBuffers keeps the buffers of results bodies for reuse. A body of the
+// largest results is tens of megabytes: a fresh buffer for each costs more
+// in page faults and zeroing than encoding into it, so bodies are encoded
+// into a warm buffer when polled rather than once and kept, and the rows,
+// which the store allocated anyway, are what an execution keeps.
+type bodyBuffers struct{ pool sync.Pool }
+
+// get returns a buffer, empty, of any capacity.
+func (p *bodyBuffers) get() *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return b
+	}
+	return new([]byte)
+}
+
+// body returns a results body in buf's bytes b, which hands buf back to
+// the pool once sent.
+func (p *bodyBuffers) body(buf *[]byte, b []byte) resultsBody {
+	return resultsBody{b: b, release: func() {
+		*buf = b[:0]
+		p.pool.Put(buf)
+	}}
+}
 
 // The bodies of executions without rows to show.
 const (
@@ -214,29 +244,28 @@ func appendQueryResults(b []byte, x apiusage.Execution) ([]byte, error) {
 	return append(b, `],"queryStatus":"Complete"}`+"\n"...), nil
 }
 
-// queryResults returns the results body of an organization or client
-// query: the one encoded when it completed when there is one.
-func queryResults(x apiusage.Execution) (resultsBody, error) {
-	if x.Status == apiusage.StatusComplete && x.Body != nil {
-		return x.Body, nil
-	}
-	b, err := appendQueryResults(nil, x)
+// queryResults answers a poll of an organization or client query: its
+// results body, encoded into a buffer of buffers.
+func queryResults(buffers *bodyBuffers, x apiusage.Execution) (int, any, error) {
+	buf := buffers.get()
+	b, err := appendQueryResults((*buf)[:0], x)
 	if err != nil {
-		return nil, wrap("encode results", err)
+		buffers.pool.Put(buf)
+		return 0, nil, wrap("encode results", err)
 	}
-	return b, nil
+	return http.StatusOK, buffers.body(buf, b), nil
 }
 
 // searchResults returns the body of the page of a simple search's result
 // that starts at offset. Pages are small (maxPageSize rows), so each is
 // encoded when asked for.
-func searchResults(x apiusage.Execution, offset, size int) (resultsBody, error) {
+func searchResults(x apiusage.Execution, offset, size int) ([]byte, error) {
 	switch x.Status {
 	case apiusage.StatusComplete:
 	case apiusage.StatusFailed:
-		return resultsBody(failedBody), nil
+		return []byte(failedBody), nil
 	default:
-		return resultsBody(runningBody), nil
+		return []byte(runningBody), nil
 	}
 	end := min(offset+size, len(x.Rows))
 	page := x.Rows[offset:end]

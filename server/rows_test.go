@@ -259,7 +259,7 @@ func TestQueryResultsMatchEncodingJSON(t *testing.T) {
 		case 4:
 			x.Rows = randRows(rng, 1000) // past sizeHint's sample
 		}
-		got, err := queryResults(x)
+		got, err := appendQueryResults(nil, x)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -267,15 +267,23 @@ func TestQueryResultsMatchEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestQueryResultsServesTheEncodedBody(t *testing.T) {
-	body := []byte(`{"results":[],"queryStatus":"Complete"}` + "\n")
-	x := apiusage.Execution{Status: apiusage.StatusComplete, Body: body, Rows: randRows(rand.New(rand.NewPCG(5, 6)), 3)}
-	got, err := queryResults(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, body) {
-		t.Fatalf("got %s, want the execution's Body %s", got, body)
+func TestQueryResultsReusesBuffers(t *testing.T) {
+	// Bodies of different sizes through the same buffers: each is whole,
+	// whatever the buffer held before.
+	rng := rand.New(rand.NewPCG(5, 6))
+	var buffers bodyBuffers
+	for i, n := range []int{500, 3, 0, 200, 1} {
+		x := apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: randRows(rng, n)}
+		status, body, err := queryResults(&buffers, x)
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("poll %d: status %d, err %v; want 200", i, status, err)
+		}
+		raw, ok := body.(resultsBody)
+		if !ok || raw.release == nil {
+			t.Fatalf("poll %d: body %T, want a resultsBody with a release", i, body)
+		}
+		checkSameBytes(t, fmt.Sprintf("poll %d of %d rows", i, n), raw.b, refEncode(t, refQueryResults(x)))
+		raw.release()
 	}
 }
 
@@ -303,15 +311,13 @@ func TestSearchResultsMatchEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestEncodeResultsFailsOnAnUnencodableDate(t *testing.T) {
+func TestQueryResultsFailOnAnUnencodableDate(t *testing.T) {
 	// Time.MarshalJSON refuses years past 9999; encoding/json failed the
 	// same way, but after the 200 was sent.
 	rows := []apiusage.Row{{Date: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
-	s := &Server{log: slog.New(slog.DiscardHandler)}
 	x := apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: rows}
-	s.encodeResults(&x)
-	if x.Status != apiusage.StatusFailed || x.Body != nil || x.Err == "" {
-		t.Fatalf("status %s, body %q, err %q; want Failed, no body, a reason", x.Status, x.Body, x.Err)
+	if _, body, err := queryResults(&bodyBuffers{}, x); err == nil {
+		t.Fatalf("body %v, want an error", body)
 	}
 }
 
@@ -342,7 +348,7 @@ func FuzzResultsEncoding(f *testing.F) {
 		}
 		x := apiusage.Execution{ID: b, Status: apiusage.StatusComplete, Metrics: metrics, Columns: columns,
 			Rows: []apiusage.Row{row, row, {ClientID: b, Date: row.Date.Add(time.Hour)}}}
-		got, err := queryResults(x)
+		got, err := appendQueryResults(nil, x)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,9 +381,9 @@ func largeResult() apiusage.Execution {
 	return apiusage.Execution{ID: "x", Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: rows}
 }
 
-// BenchmarkEncodeResults measures encoding a 150,000-row result once:
-// impl=old is encoding/json over the rows, impl=new the hand-written
-// encoder the worker runs when the execution completes.
+// BenchmarkEncodeResults measures encoding a 150,000-row result: impl=old
+// is encoding/json over the rows, impl=new the hand-written encoder into a
+// reused buffer, as a poll runs it.
 func BenchmarkEncodeResults(b *testing.B) {
 	x := largeResult()
 	b.Run("impl=old", func(b *testing.B) {
@@ -392,8 +398,10 @@ func BenchmarkEncodeResults(b *testing.B) {
 	})
 	b.Run("impl=new", func(b *testing.B) {
 		b.ReportAllocs()
+		var buf []byte
 		for b.Loop() {
-			if _, err := appendQueryResults(nil, x); err != nil {
+			var err error
+			if buf, err = appendQueryResults(buf[:0], x); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -402,14 +410,49 @@ func BenchmarkEncodeResults(b *testing.B) {
 
 // BenchmarkServeResults measures one poll of a complete 150,000-row result
 // over loopback HTTP, the body read to its end by a Go client: impl=old
-// encodes the rows with encoding/json on each poll, as before; impl=new
-// sends the body encoded when the execution completed. gzip=true has the
-// client ask for gzip and the server compress (old: on each poll; new:
-// once, as a completed execution would store it) at BestSpeed.
+// encodes the rows with encoding/json, as before; impl=new is the results
+// handler's path, the hand-written encoder into a reused buffer.
 func BenchmarkServeResults(b *testing.B) {
 	x := largeResult()
 	s := &Server{log: slog.New(slog.DiscardHandler)}
-	body, err := queryResults(x)
+	var buffers bodyBuffers
+	want, err := appendQueryResults(nil, x)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"impl=old", func(w http.ResponseWriter, r *http.Request) {
+			s.writeJSON(w, r, http.StatusOK, refQueryResults(x))
+		}},
+		{"impl=new", func(w http.ResponseWriter, r *http.Request) {
+			status, body, err := queryResults(&buffers, x)
+			if err != nil {
+				panic(err)
+			}
+			s.writeJSON(w, r, status, body)
+		}},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			srv := httptest.NewServer(tt.handler)
+			defer srv.Close()
+			client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+			defer client.CloseIdleConnections()
+			b.ReportAllocs()
+			for b.Loop() {
+				readBody(b, client, srv.URL, len(want))
+			}
+		})
+	}
+}
+
+// BenchmarkServeGzip weighs gzip for results on loopback at its most
+// favourable: a body compressed once beforehand (at BestSpeed) against the
+// plain body, both sent as they are; the client decompresses.
+func BenchmarkServeGzip(b *testing.B) {
+	body, err := appendQueryResults(nil, largeResult())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -419,48 +462,40 @@ func BenchmarkServeResults(b *testing.B) {
 	zw.Close()
 	b.Logf("body %d bytes, gzip (BestSpeed) %d bytes", len(body), zipped.Len())
 	for _, tt := range []struct {
-		name    string
-		handler http.HandlerFunc
-		gzip    bool
-	}{
-		{"impl=old/gzip=false", func(w http.ResponseWriter, r *http.Request) {
-			s.writeJSON(w, r, http.StatusOK, refQueryResults(x))
-		}, false},
-		{"impl=new/gzip=false", func(w http.ResponseWriter, r *http.Request) {
-			s.writeJSON(w, r, http.StatusOK, body)
-		}, false},
-		{"impl=old/gzip=true", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Encoding", "gzip")
-			zw, _ := gzipWriter(w)
-			enc := json.NewEncoder(zw)
-			enc.SetEscapeHTML(false)
-			enc.Encode(refQueryResults(x))
-			zw.Close()
-		}, true},
-		{"impl=new/gzip=true", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Encoding", "gzip")
-			w.Header().Set("Content-Length", fmt.Sprint(zipped.Len()))
-			w.Write(zipped.Bytes())
-		}, true},
-	} {
+		name string
+		send []byte
+		gzip bool
+	}{{"gzip=false", body, false}, {"gzip=true", zipped.Bytes(), true}} {
 		b.Run(tt.name, func(b *testing.B) {
-			srv := httptest.NewServer(tt.handler)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.gzip {
+					w.Header().Set("Content-Encoding", "gzip")
+				}
+				w.Header().Set("Content-Length", fmt.Sprint(len(tt.send)))
+				w.Write(tt.send)
+			}))
 			defer srv.Close()
-			client := &http.Client{Transport: &http.Transport{DisableCompression: !tt.gzip}}
+			client := &http.Client{Transport: &http.Transport{}}
 			defer client.CloseIdleConnections()
 			b.ReportAllocs()
 			for b.Loop() {
-				resp, err := client.Get(srv.URL)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, err := io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if err != nil || n != int64(len(body)) {
-					b.Fatalf("read %d bytes, err %v; want %d", n, err, len(body))
-				}
+				readBody(b, client, srv.URL, len(body))
 			}
 		})
+	}
+}
+
+// readBody GETs url and reads the body to its end, which must be n bytes.
+func readBody(b *testing.B, client *http.Client, url string, n int) {
+	b.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	got, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || got != int64(n) {
+		b.Fatalf("read %d bytes, err %v; want %d", got, err, n)
 	}
 }
 

@@ -318,31 +318,12 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, g apiusage.Granu
 			}
 		}
 		x.Rows = rows
-		if x.Kind != apiusage.KindSimpleSearch {
-			s.encodeResults(&x)
-		}
 	}
 	s.metrics.executionsDone.WithLabelValues(string(x.Status)).Inc()
 	// The result is recorded even when the pool is being stopped.
 	if err := s.execs.Put(context.WithoutCancel(ctx), x); err != nil {
 		s.log.Error("record execution result", "executionId", x.ID, "err", err)
 	}
-}
-
-// encodeResults encodes the results body of a Complete query once, here on
-// the worker, so that polls only send bytes: the first poll does not wait for
-// an encoding, and a result polled again is not encoded again. The rows are dropped once encoded, since nothing else
-// reads them and the body is all the memory the result needs. A result that
-// cannot be encoded fails the execution.
-func (s *Server) encodeResults(x *apiusage.Execution) {
-	body, err := appendQueryResults(nil, *x)
-	if err != nil {
-		x.Status, x.Rows = apiusage.StatusFailed, nil
-		x.Err = apiusage.ErrorMessage(err)
-		s.log.Error("execution failed", "executionId", x.ID, "kind", x.Kind, "organizationId", x.OrganizationID, "err", wrap("encode results", err))
-		return
-	}
-	x.Body, x.Rows = body, nil
 }
 
 // nameClients sets each row's client name to the registered client's current
@@ -395,31 +376,25 @@ func (s *Server) execution(ctx context.Context, c *caller, id string, kind apius
 
 // handleOrgQueryResults is endpoint 2.
 func (s *Server) handleOrgQueryResults() apiFunc {
+	var buffers bodyBuffers
 	return func(r *http.Request, c *caller) (int, any, error) {
 		x, err := s.execution(r.Context(), c, r.PathValue("executionId"), apiusage.KindOrgQuery, "")
 		if err != nil {
 			return 0, nil, err
 		}
-		body, err := queryResults(x)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusOK, body, nil
+		return queryResults(&buffers, x)
 	}
 }
 
 // handleClientQueryResults is endpoint 6, for client queries and summaries.
 func (s *Server) handleClientQueryResults() apiFunc {
+	var buffers bodyBuffers
 	return func(r *http.Request, c *caller) (int, any, error) {
 		x, err := s.execution(r.Context(), c, r.PathValue("executionId"), apiusage.KindClientQuery, r.PathValue("clientId"))
 		if err != nil {
 			return 0, nil, err
 		}
-		body, err := queryResults(x)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusOK, body, nil
+		return queryResults(&buffers, x)
 	}
 }
 
@@ -453,7 +428,7 @@ func (s *Server) handleSimpleSearchResults() apiFunc {
 		if err != nil {
 			return 0, nil, err
 		}
-		return http.StatusOK, body, nil
+		return http.StatusOK, resultsBody{b: body}, nil
 	}
 }
 

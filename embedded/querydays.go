@@ -63,63 +63,64 @@ type dayEntry struct {
 // maxBits is 64 but in tests of the path for ranks too wide to pack.
 func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int64, flt *filters, mask key,
 	fields []int, strs *[numFields][]string, maxBits int) ([]apiusage.Row, error) {
-	type run struct {
-		date     time.Time
-		from, to int // its entries
-	}
-	var runs []run
-	var ents []dayEntry
-	collect := func(t *table) {
-		for i := range t.keys {
-			k := &t.keys[i]
-			if !flt.match(k) {
-				continue
-			}
-			ents = append(ents, dayEntry{
-				k: key{org: k.org & mask.org, client: k.client, tmpl: k.tmpl, method: k.method},
-				c: t.cnts[i],
-			})
-		}
-	}
+	// The tables each day of the interval is read from: its slim rollup
+	// when the interval holds it whole, the hours it holds otherwise.
 	lastDay := floorDiv(end-1, 24)
 	days := s.st.days
-	for i := s.st.find(floorDiv(first, 24)); i < len(days) && days[i].day <= lastDay; i++ {
+	from := s.st.find(floorDiv(first, 24))
+	tables := func(p *dayPart, yield func(*table)) {
+		h0 := p.day * 24
+		if first <= h0 && h0+24 <= end {
+			yield(&p.slim)
+			return
+		}
+		for h := max(first-h0, 0); h < min(end-h0, 24); h++ {
+			if t := p.hours[h]; t != nil {
+				yield(t)
+			}
+		}
+	}
+
+	// The first pass counts the rows that pass the filters, the most the
+	// result can have, and marks the ids they hold to rank them; the
+	// second sorts and emits one day at a time, so that only a day's rows
+	// are ever copied. Every field of a slim row is marked, grouped on or
+	// not (the organization may not be), so that the loop does not branch
+	// on it.
+	var seen [numFields][]bool
+	for _, f := range []int{fOrg, fClient, fTmpl, fMethod} {
+		seen[f] = make([]bool, len(strs[f]))
+	}
+	matched, longest := 0, 0
+	for i := from; i < len(days) && days[i].day <= lastDay; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p := days[i]
-		from := len(ents)
-		h0 := p.day * 24
-		if first <= h0 && h0+24 <= end {
-			collect(&p.slim)
-		} else {
-			for h := max(first-h0, 0); h < min(end-h0, 24); h++ {
-				if t := p.hours[h]; t != nil {
-					collect(t)
+		n := 0
+		tables(days[i], func(t *table) {
+			for j := range t.keys {
+				k := &t.keys[j]
+				if !flt.match(k) {
+					continue
 				}
+				n++
+				seen[fOrg][k.org] = true
+				seen[fClient][k.client] = true
+				seen[fTmpl][k.tmpl] = true
+				seen[fMethod][k.method] = true
 			}
-		}
-		if len(ents) > from {
-			runs = append(runs, run{date: q.Granularity.Truncate(time.Unix(p.day*86400, 0)), from: from, to: len(ents)})
-		}
+		})
+		matched += n
+		longest = max(longest, n)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-
 	ranks := make([][]uint32, len(fields))
 	width := make([]int, len(fields))
 	total := 0
-	longest := 0
-	for _, r := range runs {
-		longest = max(longest, r.to-r.from)
-	}
 	for i, f := range fields {
-		seen := make([]bool, len(strs[f]))
-		for j := range ents {
-			seen[fieldOf(&ents[j].k, f)] = true
-		}
-		ranks[i], width[i] = rankSeen(seen, strs[f])
+		ranks[i], width[i] = rankSeen(seen[f], strs[f])
 		total += width[i]
 	}
 	// A day's rows sort as plain integers, with no comparison function
@@ -129,8 +130,8 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	packed := total+idxBits <= maxBits
 	idxMask := uint64(1)<<idxBits - 1
 
-	nameOf := s.clientNames(true, len(ents), strs)
-	rows := make([]apiusage.Row, 0, len(ents))
+	nameOf := s.clientNames(true, matched, strs)
+	rows := make([]apiusage.Row, 0, matched)
 	emit := func(date time.Time, e *dayEntry, sum *apiusage.Counts) {
 		rows = append(rows, apiusage.Row{
 			Date:           date,
@@ -152,8 +153,28 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	}
 	var ords []uint64
 	var idx []int32
-	for _, r := range runs {
-		day := ents[r.from:r.to]
+	day := make([]dayEntry, 0, longest)
+	for i := from; i < len(days) && days[i].day <= lastDay; i++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := days[i]
+		day = day[:0]
+		tables(p, func(t *table) {
+			for j := range t.keys {
+				k := &t.keys[j]
+				if flt.match(k) {
+					day = append(day, dayEntry{
+						k: key{org: k.org & mask.org, client: k.client, tmpl: k.tmpl, method: k.method},
+						c: t.cnts[j],
+					})
+				}
+			}
+		})
+		if len(day) == 0 {
+			continue
+		}
+		date := q.Granularity.Truncate(time.Unix(p.day*86400, 0))
 		// order lists the day's entries in result order.
 		var order func(yield func(int) bool)
 		if packed {
@@ -203,14 +224,14 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 		for j := range order {
 			e := &day[j]
 			if cur != nil && e.k != cur.k {
-				emit(r.date, cur, &sum)
+				emit(date, cur, &sum)
 				sum = apiusage.Counts{}
 			}
 			cur = e
 			add(&sum, &e.c)
 		}
 		if cur != nil {
-			emit(r.date, cur, &sum)
+			emit(date, cur, &sum)
 		}
 	}
 	return rows, nil

@@ -97,6 +97,13 @@ type ordered struct {
 // cut by the interval (and every hour, when grouping by user) come from the
 // hourly rollup. Buckets of every granularity are whole UTC days, so a day's
 // rows all land in one bucket.
+//
+// A query at Day that groups by client, template and method but not user
+// (the usual question, with the largest answers) takes queryDays: each
+// day's rows are nearly its groups already, so they are sorted, not
+// hashed. Any other sums rows into groups, found in a dense array when the
+// grouped fields have few values between them and in a map otherwise, and
+// orders the groups once at the end.
 func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {

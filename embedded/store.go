@@ -291,23 +291,12 @@ type prepared struct {
 // goroutines, leaves the single writer one update of the (large, cache-cold)
 // daily table per distinct slim row instead of one per hourly row.
 func (p *prepared) addDelta(rk rowKey, c cnt) {
-	p.addHourDelta(rk, c)
-	p.addSlimDelta(rk, c)
-}
-
-// addHourDelta adds c to the batch's delta of the hourly row rk only.
-func (p *prepared) addHourDelta(rk rowKey, c cnt) {
 	if i, ok := p.index[rk]; ok {
 		p.deltas[i].c.add(c)
 	} else {
 		p.index[rk] = int32(len(p.deltas))
 		p.deltas = append(p.deltas, delta{hour: rk.hour, k: rk.k, c: c})
 	}
-}
-
-// addSlimDelta adds c, counted in the hourly row rk, to the batch's delta of
-// the slim daily row.
-func (p *prepared) addSlimDelta(rk rowKey, c cnt) {
 	sk := rowKey{hour: floorDiv(rk.hour, 24), k: rk.k}
 	sk.k.user = 0
 	if i, ok := p.slimIndex[sk]; ok {
@@ -403,19 +392,13 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 			idBytes += len(e.ID) + 10
 			continue
 		}
-		p.addHourDelta(rk, c)
+		p.addDelta(rk, c)
 		if f[fName] != 0 {
 			if last == nil {
 				last = map[uint32]nameAt{}
 			}
 			last[f[fClient]] = nameAt{client: f[fClient], name: f[fName], pos: i}
 		}
-	}
-	// The slim deltas are the hourly ones without user and hour: summing
-	// those (fewer than the events, as a batch repeats its keys) costs fewer
-	// lookups than summing every event twice.
-	for _, d := range p.deltas {
-		p.addSlimDelta(rowKey{hour: d.hour, k: d.k}, d.c)
 	}
 	for _, n := range last {
 		p.names = append(p.names, n)

@@ -42,11 +42,7 @@ it, or save it at once as a profile with --save-profile.`,
   apiusage orgs create Acme --save-profile acme -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -90,11 +86,7 @@ func (c *cli) orgsShowCommand() *cobra.Command {
 		Example: `  apiusage orgs show ORGANIZATION_ID -o json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -145,11 +137,7 @@ func (c *cli) clientsListCommand() *cobra.Command {
 		Example: "  apiusage clients list\n  apiusage clients list -o json | jq -r '.[].id'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -206,11 +194,7 @@ func (c *cli) clientsCreateCommand() *cobra.Command {
 			if len(f.permissions) == 0 {
 				return usageError{errors.New("--permissions is required")}
 			}
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -234,11 +218,7 @@ func (c *cli) clientsShowCommand() *cobra.Command {
 		Example: "  apiusage clients show CLIENT_ID\n  apiusage clients show CLIENT_ID -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -271,11 +251,7 @@ not given keep their value; --permissions replaces the whole list.`,
 			if !fl.Changed("name") && !fl.Changed("description") && !fl.Changed("permissions") {
 				return usageError{errors.New("nothing to change: give --name, --description or --permissions")}
 			}
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -336,11 +312,7 @@ func (c *cli) clientsRotateCommand() *cobra.Command {
   apiusage clients rotate-secret CLIENT_ID -o json | jq -r .secret`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := c.outputFormat(output, outputTable, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputJSON)
 			if err != nil {
 				return err
 			}

@@ -150,11 +150,7 @@ func (c *cli) queryOrgCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			format, err := c.outputFormat(f.output, outputTable, outputCSV, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(f.output, outputTable, outputCSV, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -197,11 +193,7 @@ func (c *cli) queryClientCommand() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			format, err := c.outputFormat(f.output, outputTable, outputCSV, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(f.output, outputTable, outputCSV, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -243,11 +235,7 @@ func (c *cli) querySummaryCommand() *cobra.Command {
 			if days < 1 || days > 366 {
 				return usageError{fmt.Errorf("--days must be from 1 to 366, got %d", days)}
 			}
-			format, err := c.outputFormat(output, outputTable, outputCSV, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputCSV, outputJSON)
 			if err != nil {
 				return err
 			}
@@ -320,11 +308,7 @@ URI that had requests, filtered by client names, methods and template URIs
 			if pageSize < 1 || pageSize > client.MaxPageSize {
 				return usageError{fmt.Errorf("--page-size must be from 1 to %d, got %d", client.MaxPageSize, pageSize)}
 			}
-			format, err := c.outputFormat(output, outputTable, outputCSV, outputJSON)
-			if err != nil {
-				return err
-			}
-			cl, err := c.client()
+			format, cl, err := c.prepare(output, outputTable, outputCSV, outputJSON)
 			if err != nil {
 				return err
 			}

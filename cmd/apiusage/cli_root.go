@@ -161,6 +161,21 @@ func (c *cli) outputFlag(cmd *cobra.Command, dst *string, formats ...string) {
 
 // outputFormat returns the format to write: the flag's, or table on a
 // terminal and JSON otherwise, so that a pipe gets something a program can
+// prepare does what every command that calls the server does first: it
+// checks the --output flag against the formats the command prints, then
+// builds the client from flags, environment and profile.
+func (c *cli) prepare(output string, formats ...string) (string, *client.Client, error) {
+	format, err := c.outputFormat(output, formats...)
+	if err != nil {
+		return "", nil, err
+	}
+	cl, err := c.client()
+	if err != nil {
+		return "", nil, err
+	}
+	return format, cl, nil
+}
+
 // read.
 func (c *cli) outputFormat(flag string, formats ...string) (string, error) {
 	if flag == "" {

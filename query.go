@@ -277,6 +277,25 @@ func (c *Counts) Add(o Counts) {
 	c.Requests += o.Requests
 }
 
+// Get returns the count of the metric, or 0 for an unknown one.
+func (c Counts) Get(m Metric) int64 {
+	switch m {
+	case MetricStatus200:
+		return c.Status200
+	case MetricStatus300:
+		return c.Status300
+	case MetricStatus400:
+		return c.Status400
+	case MetricStatus500:
+		return c.Status500
+	case MetricStatus429:
+		return c.Status429
+	case MetricRequests:
+		return c.Requests
+	}
+	return 0
+}
+
 // CountStatus adds one request with the HTTP status code to c.
 func (c *Counts) CountStatus(status int) {
 	c.Requests++

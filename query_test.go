@@ -341,3 +341,20 @@ func TestRowDimension(t *testing.T) {
 		}
 	}
 }
+
+func TestCountsGet(t *testing.T) {
+	c := apiusage.Counts{Status200: 1, Status300: 2, Status400: 3, Status500: 4, Status429: 5, Requests: 6}
+	want := map[apiusage.Metric]int64{
+		apiusage.MetricStatus200: 1, apiusage.MetricStatus300: 2, apiusage.MetricStatus400: 3,
+		apiusage.MetricStatus500: 4, apiusage.MetricStatus429: 5, apiusage.MetricRequests: 6,
+		"Bogus": 0,
+	}
+	for m, w := range want {
+		if got := c.Get(m); got != w {
+			t.Errorf("Get(%s) = %d, want %d", m, got, w)
+		}
+	}
+	if len(apiusage.AllMetrics) != 6 {
+		t.Fatalf("AllMetrics has %d metrics; Get covers 6", len(apiusage.AllMetrics))
+	}
+}

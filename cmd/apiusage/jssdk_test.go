@@ -359,7 +359,7 @@ func (fx *jsFixture) queryRows(q apiusage.Query, metrics []apiusage.Metric) []ma
 			w["clientName"] = fx.names[r.ClientID]
 		}
 		for _, m := range metrics {
-			w[wireKey(string(m))] = metricValue(r.Counts, m)
+			w[wireKey(string(m))] = r.Counts.Get(m)
 		}
 		if q.Granularity != apiusage.GranularityNone {
 			w["date"] = r.Date.UTC().Format(time.RFC3339)
@@ -389,7 +389,7 @@ func (fx *jsFixture) searchRows(q apiusage.Query, cols []apiusage.Column) []map[
 			case apiusage.ColumnTemplateURI:
 				v = r.TemplateURI
 			default:
-				v = metricValue(r.Counts, apiusage.Metric(c))
+				v = r.Counts.Get(apiusage.Metric(c))
 			}
 			w[wireKey(string(c))] = v
 		}
@@ -400,21 +400,3 @@ func (fx *jsFixture) searchRows(q apiusage.Query, cols []apiusage.Column) []map[
 
 // wireKey is the JSON name of a metric or column: Status200 is status200.
 func wireKey(s string) string { return strings.ToLower(s[:1]) + s[1:] }
-
-func metricValue(c apiusage.Counts, m apiusage.Metric) int64 {
-	switch m {
-	case apiusage.MetricStatus200:
-		return c.Status200
-	case apiusage.MetricStatus300:
-		return c.Status300
-	case apiusage.MetricStatus400:
-		return c.Status400
-	case apiusage.MetricStatus500:
-		return c.Status500
-	case apiusage.MetricStatus429:
-		return c.Status429
-	case apiusage.MetricRequests:
-		return c.Requests
-	}
-	panic("unknown metric " + string(m))
-}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiusage/apiusage/internal/testserver"
 )
 
 // testServer is an apiusage server started in process by run, the way main
@@ -140,46 +141,12 @@ func (s *testServer) token(tb testing.TB, id, secret string) string {
 // decodes the answer into out (when out is not nil).
 func (s *testServer) do(tb testing.TB, token, method, path string, body any, wantStatus int, out any) {
 	tb.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.URL+path, r)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	s.send(tb, req, wantStatus, out)
+	s.send(tb, testserver.JSONRequest(tb, method, s.URL+path, token, body), wantStatus, out)
 }
 
 func (s *testServer) send(tb testing.TB, req *http.Request, wantStatus int, out any) {
 	tb.Helper()
-	resp, err := s.client.Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
-	}
-	if resp.StatusCode != wantStatus {
-		tb.Fatalf("%s %s: status %d, want %d; body %s", req.Method, req.URL.Path, resp.StatusCode, wantStatus, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			tb.Fatalf("%s %s: decode %s: %v", req.Method, req.URL.Path, b, err)
-		}
-	}
+	testserver.Send(tb, s.client, req, wantStatus, out)
 }
 
 // newClient is a client as POST /api/v2/organizations and POST

@@ -187,6 +187,18 @@ func (s *Server) Ingest(tb testing.TB, token string, events []apiusage.Event) {
 // answer has the status; it decodes the answer into out when out is not nil.
 func (s *Server) Do(tb testing.TB, token, method, path string, body any, status int, out any) {
 	tb.Helper()
+	Send(tb, s.http.Client(), JSONRequest(tb, method, s.URL+path, token, body), status, out)
+}
+
+func (s *Server) do(tb testing.TB, req *http.Request, status int, out any) {
+	tb.Helper()
+	Send(tb, s.http.Client(), req, status, out)
+}
+
+// JSONRequest returns a request with body encoded as JSON (none when body is
+// nil) and, when token is set, the bearer token.
+func JSONRequest(tb testing.TB, method, url, token string, body any) *http.Request {
+	tb.Helper()
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -195,7 +207,7 @@ func (s *Server) Do(tb testing.TB, token, method, path string, body any, status 
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.URL+path, r)
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -205,17 +217,22 @@ func (s *Server) Do(tb testing.TB, token, method, path string, body any, status 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	s.do(tb, req, status, out)
+	return req
 }
 
-func (s *Server) do(tb testing.TB, req *http.Request, status int, out any) {
+// Send sends req with hc and fails the test unless the answer has the
+// status; it decodes the answer into out when out is not nil.
+func Send(tb testing.TB, hc *http.Client, req *http.Request, status int, out any) {
 	tb.Helper()
-	resp, err := s.http.Client().Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
+	}
 	if resp.StatusCode != status {
 		tb.Fatalf("%s %s: status %d, want %d: %s", req.Method, req.URL.Path, resp.StatusCode, status, b)
 	}

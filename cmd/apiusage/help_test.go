@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -43,5 +45,27 @@ func TestEveryCommandHelpHasExamples(t *testing.T) {
 	}
 	if seen < 20 {
 		t.Fatalf("walked %d commands, want the whole tree (at least 20)", seen)
+	}
+}
+
+// The debug listener serves the runtime's profiles, and only those.
+func TestDebugHandler(t *testing.T) {
+	srv := httptest.NewServer(debugHandler())
+	defer srv.Close()
+	for path, want := range map[string]int{
+		"/debug/pprof/":             http.StatusOK,
+		"/debug/pprof/cmdline":      http.StatusOK,
+		"/debug/pprof/heap":         http.StatusOK,
+		"/api/v2/usage/query":       http.StatusNotFound,
+		"/debug/pprof/../../oauth/": http.StatusNotFound,
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
 	}
 }

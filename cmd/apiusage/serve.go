@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,7 @@ import (
 // and an APIUSAGE_* environment variable; a flag wins over the environment.
 type serveConfig struct {
 	Addr      string
+	DebugAddr string
 	Data      string
 	LogFormat string
 	LogLevel  string
@@ -75,6 +77,7 @@ func (c serveConfig) Validate() error {
 // envFlags maps each serve flag to its environment variable.
 var envFlags = map[string]string{
 	"addr":                "APIUSAGE_ADDR",
+	"debug-addr":          "APIUSAGE_DEBUG_ADDR",
 	"data":                "APIUSAGE_DATA",
 	"log-format":          "APIUSAGE_LOG_FORMAT",
 	"log-level":           "APIUSAGE_LOG_LEVEL",
@@ -138,6 +141,7 @@ APIUSAGE_BOOTSTRAP_CLIENT_SECRET to choose them instead.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address to listen on [APIUSAGE_ADDR]")
+	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "address of a second listener serving Go profiles at /debug/pprof/, unauthenticated: keep it on loopback; empty: none [APIUSAGE_DEBUG_ADDR]")
 	f.StringVar(&cfg.Data, "data", "./apiusage-data", "data directory [APIUSAGE_DATA]")
 	f.StringVar(&cfg.LogFormat, "log-format", "text", "log format: text or json [APIUSAGE_LOG_FORMAT]")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error [APIUSAGE_LOG_LEVEL]")
@@ -220,6 +224,17 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for debug: %w", err)
+		}
+		dbg := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go dbg.Serve(dln)
+		defer dbg.Close()
+		logger.Info("serving profiles", "addr", dln.Addr().String())
+	}
 	fmt.Fprintf(stdout, "apiusage listening on http://%s\n", ln.Addr())
 	logger.Info("listening", "addr", ln.Addr().String(), "data", cfg.Data)
 
@@ -240,6 +255,19 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 		logger.Warn("shutdown executions", "err", err)
 	}
 	return nil
+}
+
+// debugHandler serves the runtime's profiles (net/http/pprof) under
+// /debug/pprof/. It has no authentication, which is why it listens apart from
+// the API and only when asked to.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // loadSigningKey reads the Ed25519 key that signs access tokens, creating it

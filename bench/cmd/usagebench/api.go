@@ -20,6 +20,7 @@ import (
 // apiServer is an apiusage serve process of the suite's own.
 type apiServer struct {
 	bin, data, addr string
+	debugAddr       string // serve --debug-addr, when profiling
 	env             []string
 	cmd             *exec.Cmd
 	exited          chan error
@@ -33,7 +34,11 @@ func (s *apiServer) start(ctx context.Context) (time.Duration, error) {
 		return 0, err
 	}
 	began := time.Now()
-	cmd := exec.Command(s.bin, "serve", "--addr", s.addr, "--data", s.data, "--log-level", "warn")
+	args := []string{"serve", "--addr", s.addr, "--data", s.data, "--log-level", "warn"}
+	if s.debugAddr != "" {
+		args = append(args, "--debug-addr", s.debugAddr)
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

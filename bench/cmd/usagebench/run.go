@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,6 +43,7 @@ type config struct {
 	OrgRank       int
 	Keep          bool
 	RestartEvents int64
+	Profile       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -65,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.OrgRank, "org-rank", 0, "which organization the queries ask about, by size: 0 is the largest")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the run's data directories")
 	fs.Int64Var(&c.RestartEvents, "restart-events", 1_000_000, "events posted again for the kill -9 test")
+	fs.StringVar(&c.Profile, "profile", "", "directory to save pprof CPU profiles of apiusage's ingest and of each query, and its heap, in (not timed runs)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
 	}
@@ -102,8 +105,9 @@ type suite struct {
 	runDir string
 
 	srv      *apiServer
-	platform *api // the bootstrap client
-	orgAPI   *api // a client of the queried organization
+	prof     *profiler // nil unless --profile
+	platform *api      // the bootstrap client
+	orgAPI   *api      // a client of the queried organization
 	rw       *rewriter
 	org      string // the queried organization, apiusage's id
 	orgGen   int    // its index in the universe
@@ -138,6 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"query set", s.buildQuerySet},
 		{"correctness", s.checkCorrectness},
 		{"query latency", s.timeQueries},
+		{"profiles", s.profileQueries},
 		{"freshness", s.freshness},
 		{"footprint", s.footprint},
 		{"restart after kill -9", s.restart},
@@ -259,6 +264,15 @@ func (s *suite) startAPI(ctx context.Context) error {
 		bin: s.cfg.Apiusage, data: filepath.Join(s.runDir, "apiusage-data"), addr: addr,
 		env: []string{"APIUSAGE_BOOTSTRAP_CLIENT_ID=usagebench", "APIUSAGE_BOOTSTRAP_CLIENT_SECRET=" + secret},
 	}
+	if s.cfg.Profile != "" {
+		if s.srv.debugAddr, err = freeAddr(); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(s.cfg.Profile, 0o755); err != nil {
+			return err
+		}
+		s.prof = &profiler{addr: s.srv.debugAddr, dir: s.cfg.Profile, hc: &http.Client{}}
+	}
 	if _, err := s.srv.start(ctx); err != nil {
 		return err
 	}
@@ -318,7 +332,15 @@ func (s *suite) ingestAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A profile of the first 10 s of ingestion, which lasts longer.
+	waitProf := func() error { return nil }
+	if s.prof != nil {
+		waitProf = s.prof.startCPU(ctx, "ingest", 10*time.Second)
+	}
 	res, err := ingestFile(ctx, s.platform, s.file, s.rw, s.cfg.Batch, s.cfg.Posters, 0, nil)
+	if perr := waitProf(); err == nil {
+		err = perr
+	}
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,12 @@ type Config struct {
 	// execution with more fails, asking for a narrower query. (A simple
 	// search keeps its first 20,000 rows, as the contract says.)
 	MaxResultRows int
+	// ResultMemory bounds the bytes the results of complete executions
+	// take, in all. Past it the oldest results of the organizations holding
+	// more than their share (ResultMemory divided by the organizations
+	// holding results) are dropped, and their polls get a 404 that says so
+	// (see resultStore for the policy).
+	ResultMemory int64
 	// HashCost is the bcrypt cost of client secrets.
 	HashCost int
 	// Now tells the time: of tokens, executions and summaries. Tests inject
@@ -57,6 +63,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes:       1 << 20,
 		MaxBatchEvents:     100_000,
 		MaxResultRows:      1_000_000,
+		ResultMemory:       256 << 20,
 		HashCost:           bcrypt.DefaultCost,
 		Now:                time.Now,
 	}
@@ -92,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxResultRows == 0 {
 		c.MaxResultRows = d.MaxResultRows
 	}
+	if c.ResultMemory == 0 {
+		c.ResultMemory = d.ResultMemory
+	}
 	if c.HashCost == 0 {
 		c.HashCost = d.HashCost
 	}
@@ -126,6 +136,7 @@ func (c Config) Validate() error {
 	positive("max body bytes", c.MaxBodyBytes)
 	positive("max batch events", int64(c.MaxBatchEvents))
 	positive("max result rows", int64(c.MaxResultRows))
+	positive("result memory", c.ResultMemory)
 	if c.HashCost != 0 && (c.HashCost < bcrypt.MinCost || c.HashCost > bcrypt.MaxCost) {
 		errs = append(errs, fmt.Errorf("hash cost must be from %d to %d, got %d", bcrypt.MinCost, bcrypt.MaxCost, c.HashCost))
 	}

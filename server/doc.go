@@ -33,7 +33,17 @@
 //
 // Queries run on a bounded pool of workers. A POST validates the request,
 // records a Running execution and answers 202 at once; the worker replaces the
-// execution with its Complete or Failed result, which the registry keeps for
+// execution with its Complete or Failed state, which the registry keeps for
 // Config.ResultTTL. Each organization may have at most
 // Config.MaxRunningPerOrg executions queued or running.
+//
+// The rows of complete executions are kept by the server itself (results.go),
+// compactly (each distinct string once, already JSON-encoded), within
+// Config.ResultMemory bytes in all: past it the oldest results of the
+// organizations holding more than their fair share are dropped, so that no
+// caller can exhaust memory by running large queries again and again, and no
+// tenant's queries can drop another's results within its share. A poll of a
+// dropped result is a 404 that says so. A complete query's body is encoded on
+// each poll, in chunks written as they are encoded, with its length computed
+// beforehand.
 package server

@@ -143,3 +143,89 @@ func TestClose(t *testing.T) {
 		t.Fatalf("the query running at Close: %v, want Complete", body)
 	}
 }
+
+// settle polls a results URI until the execution is no longer Running, and
+// returns the last answer, whatever its status.
+func (e *env) settle(token, uri string) response {
+	e.t.Helper()
+	for range 5000 {
+		res := e.do(request{method: "GET", path: uri, token: token})
+		if res.status != http.StatusOK || !bytes.Contains(res.body, []byte(`"queryStatus":"Running"`)) {
+			return res
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	e.t.Fatalf("%s: still Running after 5000 polls", uri)
+	return response{}
+}
+
+func TestEvictedResults(t *testing.T) {
+	// A budget no result fits in: every result is dropped as it completes.
+	e := newEnv(t, func(c *server.Config) { c.ResultMemory = 1 })
+	a, b := e.newTenant("Acme"), e.newTenant("Bravo")
+	e.ingest(a.admin, []apiusage.Event{event(a.id, a.adminID, "", "GET", "t", 20, 1, 200)})
+	q := map[string]any{"interval": "2026-11-20/2026-11-21"}
+	for _, tt := range []struct{ name, path string }{
+		{"organization query", "/api/v2/usage/query"},
+		{"simple search", "/api/v2/usage/simplesearch"},
+		{"client query", "/api/v2/oauth/clients/" + a.adminID + "/usage/query"},
+	} {
+		uri := e.start(a.admin, tt.path, q)
+		t.Run(tt.name, func(t *testing.T) {
+			// The owner learns why, and what to do.
+			body := checkError(t, e.settle(a.admin, uri), http.StatusNotFound, apiusage.CodeNotFound)
+			if msg, _ := body["message"].(string); !strings.Contains(msg, "no longer kept") || !strings.Contains(msg, "Start the query again") {
+				t.Fatalf("message %q, want one that says the results are no longer kept and to start the query again", msg)
+			}
+			// Anyone else gets the plain 404 of an unknown id: the message
+			// does not tell them the id exists.
+			other := checkError(t, e.do(request{method: "GET", path: uri, token: b.admin}), http.StatusNotFound, apiusage.CodeNotFound)
+			if other["message"] == body["message"] {
+				t.Fatalf("another organization got the owner's message %q", other["message"])
+			}
+		})
+	}
+	res := e.do(request{method: "GET", path: "/metrics"})
+	if !strings.Contains(string(res.body), "apiusage_results_evicted_total 3") {
+		t.Fatalf("metrics lack apiusage_results_evicted_total 3:\n%s", res.body)
+	}
+}
+
+func TestResultMemoryIsSharedByOrganization(t *testing.T) {
+	// Room for a few results of one row: Acme's flood of queries drops its
+	// own oldest results, and never Bravo's one result.
+	e := newEnv(t, func(c *server.Config) { c.ResultMemory = 4 << 10 })
+	a, b := e.newTenant("Acme"), e.newTenant("Bravo")
+	e.ingest(a.admin, []apiusage.Event{event(a.id, a.adminID, "", "GET", "t", 20, 1, 200)})
+	e.ingest(b.admin, []apiusage.Event{event(b.id, b.adminID, "", "GET", "t", 20, 1, 200)})
+	q := map[string]any{"interval": "2026-11-20/2026-11-21"}
+	bravo := e.start(b.admin, "/api/v2/usage/query", q)
+	want := e.settle(b.admin, bravo)
+	if want.status != http.StatusOK {
+		t.Fatalf("Bravo's result: %d %s", want.status, want.body)
+	}
+	var acme []string
+	for range 30 {
+		uri := e.start(a.admin, "/api/v2/usage/query", q)
+		e.settle(a.admin, uri)
+		acme = append(acme, uri)
+	}
+	if got := e.do(request{method: "GET", path: bravo, token: b.admin}); got.status != http.StatusOK || !bytes.Equal(got.body, want.body) {
+		t.Fatalf("Bravo's result after Acme's queries: %d %s, want 200 %s", got.status, got.body, want.body)
+	}
+	checkError(t, e.do(request{method: "GET", path: acme[0], token: a.admin}), http.StatusNotFound, apiusage.CodeNotFound)
+	if got := e.do(request{method: "GET", path: acme[len(acme)-1], token: a.admin}); got.status != http.StatusOK {
+		t.Fatalf("Acme's newest result: %d %s, want 200", got.status, got.body)
+	}
+	// Executions still running are not results: nothing of them is
+	// dropped, and they complete.
+	release := e.store.hold()
+	held := e.start(a.admin, "/api/v2/usage/query", q)
+	if res := e.do(request{method: "GET", path: held, token: a.admin}); res.status != http.StatusOK {
+		t.Fatalf("a running execution: %d %s, want 200 Running", res.status, res.body)
+	}
+	release()
+	if got := rows(t, e.wait(a.admin, held)); len(got) != 1 {
+		t.Fatalf("rows %v, want one", got)
+	}
+}

@@ -18,6 +18,8 @@ type metrics struct {
 	executionsRunning prometheus.Gauge
 	executionsDone    *prometheus.CounterVec
 	queryDuration     *prometheus.HistogramVec
+	resultsEvicted    prometheus.Counter
+	resultBytes       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -52,9 +54,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time an execution spent in the store, by kind.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"kind"}),
+		resultsEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "apiusage_results_evicted_total",
+			Help: "Results of complete executions dropped before they expired, to keep within the memory for results.",
+		}),
+		resultBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "apiusage_results_bytes",
+			Help: "Bytes the kept results of complete executions take, as counted against the memory for results.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.requestDuration, m.eventsIngested,
-		m.eventsDuplicate, m.executionsRunning, m.executionsDone, m.queryDuration} {
+		m.eventsDuplicate, m.executionsRunning, m.executionsDone, m.queryDuration, m.resultsEvicted, m.resultBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

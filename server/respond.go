@@ -64,14 +64,20 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 		hb.setHeaders(h)
 	}
 	if raw, ok := body.(resultsBody); ok {
-		// Already encoded: a length rather than chunks, and one write.
+		// Encoded by hand: a length rather than HTTP chunks, and the
+		// bytes written as they are (or as stream encodes them).
+		if raw.stream != nil {
+			h.Set("Content-Length", strconv.Itoa(raw.n))
+			w.WriteHeader(status)
+			if err := raw.stream(w); err != nil {
+				s.log.Debug("write response", "contextId", contextID(r), "err", err)
+			}
+			return
+		}
 		h.Set("Content-Length", strconv.Itoa(len(raw.b)))
 		w.WriteHeader(status)
 		if _, err := w.Write(raw.b); err != nil {
 			s.log.Debug("write response", "contextId", contextID(r), "err", err)
-		}
-		if raw.release != nil {
-			raw.release()
 		}
 		return
 	}

@@ -2,52 +2,44 @@ package server
 
 import (
 	"encoding/base64"
-	"fmt"
+	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/apiusage/apiusage"
 )
 
 // resultsBody is a response body already encoded as JSON, trailing newline
-// included: writeJSON sends it as it is, then calls release (when not nil)
-// to hand its buffer back. Results bodies are encoded by hand
-// (appendQueryResults, searchResults) rather than by encoding/json: a
+// included, which writeJSON sends as it is; or, when stream is set, a body
+// of n bytes that stream writes: the body of a large result is written in
+// chunks as it is encoded rather than encoded whole first. Results bodies
+// are encoded by hand (table.appendRow) rather than by encoding/json: a
 // result can have hundreds of thousands of rows, and reflection over them
 // cost as much as the query itself.
 type resultsBody struct {
-	b       []byte
-	release func()
+	b []byte
+
+	n      int
+	stream func(w io.Writer) error
 }
 
-// bodyBuffers keeps the buffers of results bodies for reuse. A body of the
-// largest results is tens of megabytes: a fresh buffer for each costs more
-// in page faults and zeroing than encoding into it, so bodies are encoded
-// into a warm buffer when polled rather than once and kept, and the rows,
-// which the store allocated anyway, are what an execution keeps.
-type bodyBuffers struct{ pool sync.Pool }
+// streamChunk is the size of the chunks a results body is written in: large
+// enough that writes cost little against encoding, small enough to stay in
+// the cache and to let the client read the first chunk while the next is
+// encoded.
+const streamChunk = 128 << 10
 
-// get returns a buffer, empty, of any capacity.
-func (p *bodyBuffers) get() *[]byte {
-	if b, ok := p.pool.Get().(*[]byte); ok {
-		return b
-	}
-	return new([]byte)
-}
-
-// body returns a results body in buf's bytes b, which hands buf back to
-// the pool once sent.
-func (p *bodyBuffers) body(buf *[]byte, b []byte) resultsBody {
-	return resultsBody{b: b, release: func() {
-		*buf = b[:0]
-		p.pool.Put(buf)
-	}}
-}
+// chunkBuffers keeps the buffers results bodies are encoded into, each
+// streamChunk bytes: a body of the largest results is tens of megabytes,
+// and memory touched for the first time costs more here (page faults) than
+// encoding into it, so no body is ever held whole.
+var chunkBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, streamChunk+4<<10)
+	return &b
+}}
 
 // The bodies of executions without rows to show.
 const (
@@ -60,229 +52,131 @@ type metricSet struct {
 	status200, status300, status400, status500, status429, requests, date bool
 }
 
-// rowEncoder appends rows as the contract's ApiUsageRow, in the field order
-// of the reference service: the dimension fields always, empty when not
-// grouped on; the metrics and the date only when asked for.
-type rowEncoder struct {
-	m metricSet
-	// A simple search writes the columns not asked for empty.
-	noClient, noMethod, noTemplate bool
-	// date is the JSON of lastDate: rows of a result share a few dates, and
-	// formatting a time is the dearest part of a row.
-	lastDate time.Time
-	date     []byte
-}
-
-// queryEncoder returns the encoder of an organization or client query's
-// rows, which show the query's metrics. run cleared the dates of queries
-// without a granularity, so a row shows its date whenever it has one.
-func queryEncoder(metrics []apiusage.Metric) *rowEncoder {
-	e := &rowEncoder{}
-	e.m.date = true
+// queryView returns the view of an organization or client query's rows,
+// which show the query's metrics, and their date when the query has a
+// granularity.
+func queryView(metrics []apiusage.Metric, g apiusage.Granularity) tableView {
+	var v tableView
+	v.m.date = g != apiusage.GranularityNone
 	for _, metric := range metrics {
 		switch metric {
 		case apiusage.MetricStatus200:
-			e.m.status200 = true
+			v.m.status200 = true
 		case apiusage.MetricStatus300:
-			e.m.status300 = true
+			v.m.status300 = true
 		case apiusage.MetricStatus400:
-			e.m.status400 = true
+			v.m.status400 = true
 		case apiusage.MetricStatus500:
-			e.m.status500 = true
+			v.m.status500 = true
 		case apiusage.MetricStatus429:
-			e.m.status429 = true
+			v.m.status429 = true
 		case apiusage.MetricRequests:
-			e.m.requests = true
+			v.m.requests = true
 		}
 	}
-	return e
+	return v
 }
 
-// searchEncoder returns the encoder of a simple search's rows, which show
-// the search's columns.
-func searchEncoder(columns []apiusage.Column) *rowEncoder {
-	e := &rowEncoder{noClient: true, noMethod: true, noTemplate: true}
+// searchView returns the view of a simple search's rows, which show the
+// search's columns and write the others empty.
+func searchView(columns []apiusage.Column) tableView {
+	v := tableView{noClient: true, noMethod: true, noTemplate: true}
 	for _, col := range columns {
 		switch col {
 		case apiusage.ColumnDate:
-			e.m.date = true
+			v.m.date = true
 		case apiusage.ColumnClientName:
-			e.noClient = false
+			v.noClient = false
 		case apiusage.ColumnHTTPMethod:
-			e.noMethod = false
+			v.noMethod = false
 		case apiusage.ColumnTemplateURI:
-			e.noTemplate = false
+			v.noTemplate = false
 		case apiusage.ColumnStatus200:
-			e.m.status200 = true
+			v.m.status200 = true
 		case apiusage.ColumnStatus300:
-			e.m.status300 = true
+			v.m.status300 = true
 		case apiusage.ColumnStatus400:
-			e.m.status400 = true
+			v.m.status400 = true
 		case apiusage.ColumnStatus500:
-			e.m.status500 = true
+			v.m.status500 = true
 		case apiusage.ColumnStatus429:
-			e.m.status429 = true
+			v.m.status429 = true
 		}
 	}
-	return e
+	return v
 }
 
-// appendRow appends the JSON object of r.
-func (e *rowEncoder) appendRow(b []byte, r *apiusage.Row) ([]byte, error) {
-	b = append(b, `{"clientId":`...)
-	if e.noClient {
-		b = append(b, `"","clientName":""`...)
-	} else {
-		b = appendString(b, r.ClientID)
-		b = append(b, `,"clientName":`...)
-		b = appendString(b, r.ClientName)
+// unfinishedBody returns the body of an execution that is not complete:
+// only its status while it runs.
+func unfinishedBody(x apiusage.Execution) resultsBody {
+	if x.Status == apiusage.StatusFailed {
+		return resultsBody{b: []byte(failedBody)}
 	}
-	b = append(b, `,"organizationId":`...)
-	b = appendString(b, r.OrganizationID)
-	b = append(b, `,"userId":`...)
-	b = appendString(b, r.UserID)
-	b = append(b, `,"templateUri":`...)
-	if e.noTemplate {
-		b = append(b, `""`...)
-	} else {
-		b = appendString(b, r.TemplateURI)
-	}
-	b = append(b, `,"httpMethod":`...)
-	if e.noMethod {
-		b = append(b, `""`...)
-	} else {
-		b = appendString(b, r.Method)
-	}
-	c := &r.Counts
-	if e.m.status200 {
-		b = strconv.AppendInt(append(b, `,"status200":`...), c.Status200, 10)
-	}
-	if e.m.status300 {
-		b = strconv.AppendInt(append(b, `,"status300":`...), c.Status300, 10)
-	}
-	if e.m.status400 {
-		b = strconv.AppendInt(append(b, `,"status400":`...), c.Status400, 10)
-	}
-	if e.m.status500 {
-		b = strconv.AppendInt(append(b, `,"status500":`...), c.Status500, 10)
-	}
-	if e.m.status429 {
-		b = strconv.AppendInt(append(b, `,"status429":`...), c.Status429, 10)
-	}
-	if e.m.requests {
-		b = strconv.AppendInt(append(b, `,"requests":`...), c.Requests, 10)
-	}
-	if e.m.date && !r.Date.IsZero() {
-		// Equal values (location included) format the same.
-		if e.date == nil || r.Date != e.lastDate {
-			// Time's own MarshalJSON, so the bytes are encoding/json's.
-			d, err := r.Date.MarshalJSON()
-			if err != nil {
-				return b, fmt.Errorf("encode date: %w", err)
-			}
-			e.lastDate, e.date = r.Date, d
-		}
-		b = append(append(b, `,"date":`...), e.date...)
-	}
-	return append(b, '}'), nil
+	return resultsBody{b: []byte(runningBody)}
 }
 
-// appendRows appends rows as the elements of a JSON array (without its
-// brackets).
-func (e *rowEncoder) appendRows(b []byte, rows []apiusage.Row) ([]byte, error) {
-	var err error
-	for i := range rows {
+// appendResultsBody appends the contract's ApiUsageQueryResult of a
+// complete organization or client query, every row, a trailing newline
+// included: the bytes writeResults streams, whole.
+func appendResultsBody(b []byte, t *table) []byte {
+	b = append(b, resultsStart...)
+	b = t.appendRows(b, 0, len(t.rows))
+	return append(b, resultsEnd...)
+}
+
+// writeResults writes t's results body (t.bodyLen bytes) to w in chunks.
+func writeResults(w io.Writer, t *table) error {
+	buf := chunkBuffers.Get().(*[]byte)
+	defer chunkBuffers.Put(buf)
+	b := append((*buf)[:0], resultsStart...)
+	for i := range t.rows {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		if b, err = e.appendRow(b, &rows[i]); err != nil {
-			return b, err
+		b = t.appendRow(b, i)
+		if len(b) >= streamChunk {
+			if _, err := w.Write(b); err != nil {
+				*buf = b[:0]
+				return err
+			}
+			b = b[:0]
 		}
 	}
-	return b, nil
-}
-
-// sizeHint is the capacity to give a buffer for rows: the size of a sample
-// of them, scaled, and a little more, so that a large result is encoded
-// without the buffer growing (and being copied) again and again.
-func (e *rowEncoder) sizeHint(rows []apiusage.Row) int {
-	const sample = 64
-	if len(rows) <= sample {
-		return 64 + 256*len(rows)
-	}
-	probe := *e
-	var buf [sample * 256]byte
-	b := buf[:0]
-	step := len(rows) / sample
-	for i := 0; i < sample; i++ {
-		var err error
-		if b, err = probe.appendRow(append(b, ','), &rows[i*step]); err != nil {
-			return 64 + 256*len(rows)
-		}
-	}
-	return 64 + len(b)*len(rows)/sample*17/16
-}
-
-// appendQueryResults appends the contract's ApiUsageQueryResult of an
-// organization or client query, a trailing newline included: only the
-// status while it runs; once finished, every row.
-func appendQueryResults(b []byte, x apiusage.Execution) ([]byte, error) {
-	switch x.Status {
-	case apiusage.StatusComplete:
-	case apiusage.StatusFailed:
-		return append(b, failedBody...), nil
-	default:
-		return append(b, runningBody...), nil
-	}
-	e := queryEncoder(x.Metrics)
-	b = slices.Grow(b, e.sizeHint(x.Rows))
-	b = append(b, `{"results":[`...)
-	b, err := e.appendRows(b, x.Rows)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, `],"queryStatus":"Complete"}`+"\n"...), nil
+	b = append(b, resultsEnd...)
+	_, err := w.Write(b)
+	*buf = b[:0]
+	return err
 }
 
 // queryResults answers a poll of an organization or client query: its
-// results body, encoded into a buffer of buffers.
-func queryResults(buffers *bodyBuffers, x apiusage.Execution) (int, any, error) {
-	buf := buffers.get()
-	b, err := appendQueryResults((*buf)[:0], x)
-	if err != nil {
-		buffers.pool.Put(buf)
-		return 0, nil, wrap("encode results", err)
+// status, or once complete its results body, streamed.
+func (s *Server) queryResults(x apiusage.Execution) (int, any, error) {
+	if x.Status != apiusage.StatusComplete {
+		return http.StatusOK, unfinishedBody(x), nil
 	}
-	return http.StatusOK, buffers.body(buf, b), nil
+	r := s.results.get(x.ID)
+	if r == nil {
+		return 0, nil, errEvicted
+	}
+	t := r.rows
+	return http.StatusOK, resultsBody{n: t.bodyLen, stream: func(w io.Writer) error { return writeResults(w, t) }}, nil
 }
 
-// searchResults returns the body of the page of a simple search's result
-// that starts at offset. Pages are small (maxPageSize rows), so each is
-// encoded when asked for.
-func searchResults(x apiusage.Execution, offset, size int) ([]byte, error) {
-	switch x.Status {
-	case apiusage.StatusComplete:
-	case apiusage.StatusFailed:
-		return []byte(failedBody), nil
-	default:
-		return []byte(runningBody), nil
-	}
-	end := min(offset+size, len(x.Rows))
-	page := x.Rows[offset:end]
-	e := searchEncoder(x.Columns)
-	b := make([]byte, 0, 128+256*len(page))
-	b = append(b, `{"results":[`...)
-	b, err := e.appendRows(b, page)
-	if err != nil {
-		return nil, wrap("encode results", err)
-	}
+// searchPage returns the body of the page of a simple search's result that
+// starts at offset. Pages are small (maxPageSize rows), so each is encoded
+// when asked for.
+func searchPage(t *table, executionID string, offset, size int) []byte {
+	end := min(offset+size, len(t.rows))
+	b := make([]byte, 0, 128+256*(end-offset))
+	b = append(b, resultsStart...)
+	b = t.appendRows(b, offset, end)
 	b = append(b, `],"queryStatus":"Complete"`...)
-	if end < len(x.Rows) {
+	if end < len(t.rows) {
 		b = append(b, `,"cursors":{"after":`...)
-		b = appendString(b, makeCursor(x.ID, end))
+		b = appendString(b, makeCursor(executionID, end))
 		b = append(b, '}')
 	}
-	return append(b, "}\n"...), nil
+	return append(b, "}\n"...)
 }
 
 // needsEscape8 reports whether any of the 8 bytes of s is a control

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -86,7 +88,7 @@ func refQueryResults(x apiusage.Execution) refQueryResult {
 	if x.Status != apiusage.StatusComplete {
 		return refUnfinished(x)
 	}
-	m := queryEncoder(x.Metrics).m
+	m := queryView(x.Metrics, apiusage.GranularityDay).m
 	out := refQueryResult{QueryStatus: x.Status, Results: make([]refRowJSON, len(x.Rows))}
 	for i := range x.Rows {
 		out.Results[i] = refRender(m, &x.Rows[i])
@@ -222,6 +224,45 @@ func checkSameBytes(t *testing.T, what string, got, want []byte) {
 	}
 }
 
+// encodeQuery returns the body of a poll of x, an organization or client
+// query, on the results endpoint's path: its table built as run builds it
+// (with a granularity), and its body as writeResults streams it, which must
+// be bodyLen bytes and the same as appendResultsBody's.
+func encodeQuery(tb testing.TB, x apiusage.Execution) []byte {
+	tb.Helper()
+	if x.Status != apiusage.StatusComplete {
+		return unfinishedBody(x).b
+	}
+	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := writeResults(&buf, t); err != nil {
+		tb.Fatal(err)
+	}
+	if buf.Len() != t.bodyLen {
+		tb.Fatalf("body of %d bytes, bodyLen %d", buf.Len(), t.bodyLen)
+	}
+	if whole := appendResultsBody(nil, t); !bytes.Equal(whole, buf.Bytes()) {
+		tb.Fatal("appendResultsBody and writeResults differ")
+	}
+	return buf.Bytes()
+}
+
+// encodeSearch returns the page of x, a simple search, at offset.
+func encodeSearch(tb testing.TB, x apiusage.Execution, offset, size int) []byte {
+	tb.Helper()
+	if x.Status != apiusage.StatusComplete {
+		return unfinishedBody(x).b
+	}
+	t, err := newTable(x.Rows, searchView(x.Columns))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return searchPage(t, x.ID, offset, size)
+}
+
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	inputs := slices.Clone(oddStrings)
@@ -259,31 +300,69 @@ func TestQueryResultsMatchEncodingJSON(t *testing.T) {
 		case 4:
 			x.Rows = randRows(rng, 1000) // past sizeHint's sample
 		}
-		got, err := appendQueryResults(nil, x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := encodeQuery(t, x)
 		checkSameBytes(t, fmt.Sprintf("execution %d, metrics %v", i, x.Metrics), got, refEncode(t, refQueryResults(x)))
 	}
 }
 
-func TestQueryResultsReusesBuffers(t *testing.T) {
-	// Bodies of different sizes through the same buffers: each is whole,
-	// whatever the buffer held before.
+func TestWriteResultsInChunks(t *testing.T) {
+	// Bodies of different sizes through the same pool of chunk buffers,
+	// some of many chunks: each is whole, whatever a buffer held before.
 	rng := rand.New(rand.NewPCG(5, 6))
-	var buffers bodyBuffers
-	for i, n := range []int{500, 3, 0, 200, 1} {
+	for i, n := range []int{5000, 3, 0, 2000, 1, 12000} {
 		x := apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: randRows(rng, n)}
-		status, body, err := queryResults(&buffers, x)
-		if err != nil || status != http.StatusOK {
-			t.Fatalf("poll %d: status %d, err %v; want 200", i, status, err)
+		checkSameBytes(t, fmt.Sprintf("poll %d of %d rows", i, n), encodeQuery(t, x), refEncode(t, refQueryResults(x)))
+	}
+}
+
+func TestWriteResultsStopsAtAWriteError(t *testing.T) {
+	x := largeResult()
+	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &failingWriter{left: 3}
+	if err := writeResults(w, tab); !errors.Is(err, errWriteFailed) {
+		t.Fatalf("err %v, want %v", err, errWriteFailed)
+	}
+	if w.writes != 3 {
+		t.Fatalf("%d writes, want 3: the third fails and ends it", w.writes)
+	}
+}
+
+var errWriteFailed = errors.New("write failed")
+
+// failingWriter fails its write number left.
+type failingWriter struct{ left, writes int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	if w.left--; w.left == 0 {
+		return 0, errWriteFailed
+	}
+	return len(p), nil
+}
+
+func TestIntLen(t *testing.T) {
+	for _, v := range []int64{0, 1, 9, 10, 11, 99, 100, 999, 1000, 1e9 - 1, 1e9, 1e18 - 1, 1e18, math.MaxInt64,
+		-1, -9, -10, -100, math.MinInt64, math.MinInt64 + 1} {
+		want := strconv.FormatInt(v, 10)
+		if got := intLen(v); got != len(want) {
+			t.Errorf("intLen(%d) = %d, want %d", v, got, len(want))
 		}
-		raw, ok := body.(resultsBody)
-		if !ok || raw.release == nil {
-			t.Fatalf("poll %d: body %T, want a resultsBody with a release", i, body)
+		if got := string(appendInt(nil, v)); got != want {
+			t.Errorf("appendInt(%d) = %q, want %q", v, got, want)
 		}
-		checkSameBytes(t, fmt.Sprintf("poll %d of %d rows", i, n), raw.b, refEncode(t, refQueryResults(x)))
-		raw.release()
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 10000 {
+		v := rng.Int64() >> rng.IntN(64)
+		if rng.IntN(2) == 0 {
+			v = -v
+		}
+		if got, want := string(appendInt(nil, v)), strconv.FormatInt(v, 10); got != want || intLen(v) != len(want) {
+			t.Fatalf("appendInt(%d) = %q, intLen %d; want %q", v, got, intLen(v), want)
+		}
 	}
 }
 
@@ -302,10 +381,7 @@ func TestSearchResultsMatchEncodingJSON(t *testing.T) {
 		}
 		size := 1 + rng.IntN(30)
 		offset := rng.IntN(len(x.Rows) + 1)
-		got, err := searchResults(x, offset, size)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := encodeSearch(t, x, offset, size)
 		checkSameBytes(t, fmt.Sprintf("search %d, columns %v, offset %d, size %d", i, x.Columns, offset, size),
 			got, refEncode(t, refSearchResults(x, offset, size)))
 	}
@@ -313,11 +389,10 @@ func TestSearchResultsMatchEncodingJSON(t *testing.T) {
 
 func TestQueryResultsFailOnAnUnencodableDate(t *testing.T) {
 	// Time.MarshalJSON refuses years past 9999; encoding/json failed the
-	// same way, but after the 200 was sent.
+	// same way, but after the 200 was sent; now the execution fails.
 	rows := []apiusage.Row{{Date: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
-	x := apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: rows}
-	if _, body, err := queryResults(&bodyBuffers{}, x); err == nil {
-		t.Fatalf("body %v, want an error", body)
+	if tab, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityDay)); err == nil {
+		t.Fatalf("table of %d rows, want an error", len(tab.rows))
 	}
 }
 
@@ -348,32 +423,34 @@ func FuzzResultsEncoding(f *testing.F) {
 		}
 		x := apiusage.Execution{ID: b, Status: apiusage.StatusComplete, Metrics: metrics, Columns: columns,
 			Rows: []apiusage.Row{row, row, {ClientID: b, Date: row.Date.Add(time.Hour)}}}
-		got, err := appendQueryResults(nil, x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checkSameBytes(t, "query", got, refEncode(t, refQueryResults(x)))
+		checkSameBytes(t, "query", encodeQuery(t, x), refEncode(t, refQueryResults(x)))
 		for _, off := range []int{0, 1, 3} {
-			got, err := searchResults(x, off, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := encodeSearch(t, x, off, 2)
 			checkSameBytes(t, fmt.Sprintf("search page at %d", off), got, refEncode(t, refSearchResults(x, off, 2)))
 		}
 	})
 }
 
 // largeResult is an execution shaped like the suite's 90-day organization
-// query at Day by client, template and method: 150,000 rows of typical ids.
+// query at Day by client, template and method: 150,000 rows of typical ids,
+// each distinct string one value shared by its rows, as the store's
+// dictionaries make them.
 func largeResult() apiusage.Execution {
 	rng := rand.New(rand.NewPCG(9, 10))
+	ids, names, templates := make([]string, 200), make([]string, 200), make([]string, 400)
+	for i := range ids {
+		ids[i], names[i] = fmt.Sprintf("9f32b7cf-7418-4cc1-b4e7-%012d", i), fmt.Sprintf("client %d", i)
+	}
+	for i := range templates {
+		templates[i] = fmt.Sprintf("api/v2/things/{thingId}/parts/%d", i)
+	}
 	rows := make([]apiusage.Row, 150_000)
 	for i := range rows {
 		rows[i] = apiusage.Row{
 			Date:        time.Date(2026, 8, 3+i/1700, 0, 0, 0, 0, time.UTC),
-			ClientID:    fmt.Sprintf("9f32b7cf-7418-4cc1-b4e7-%012d", i%200),
-			ClientName:  fmt.Sprintf("client %d", i%200),
-			TemplateURI: fmt.Sprintf("api/v2/things/{thingId}/parts/%d", rng.IntN(400)),
+			ClientID:    ids[i%200],
+			ClientName:  names[i%200],
+			TemplateURI: templates[rng.IntN(400)],
 			Method:      []string{"GET", "POST", "PUT", "DELETE"}[rng.IntN(4)],
 			Counts:      apiusage.Counts{Status200: rng.Int64N(5000), Status400: rng.Int64N(50), Status429: rng.Int64N(5), Requests: rng.Int64N(5100)},
 		}
@@ -381,12 +458,39 @@ func largeResult() apiusage.Execution {
 	return apiusage.Execution{ID: "x", Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: rows}
 }
 
-// BenchmarkEncodeResults measures encoding a 150,000-row result: impl=old
-// is encoding/json over the rows, impl=new the hand-written encoder into a
-// reused buffer, as a poll runs it.
+// largeTable is largeResult's table, as run builds it.
+func largeTable(tb testing.TB) *table {
+	tb.Helper()
+	x := largeResult()
+	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return t
+}
+
+// BenchmarkBuildTable measures turning a 150,000-row result into the table
+// that is kept, as run does once per execution.
+func BenchmarkBuildTable(b *testing.B) {
+	x := largeResult()
+	view := queryView(x.Metrics, apiusage.GranularityDay)
+	b.ReportAllocs()
+	var t *table
+	for b.Loop() {
+		var err error
+		if t, err = newTable(x.Rows, view); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(t.bytes())/float64(len(t.rows)), "kept-B/row")
+}
+
+// BenchmarkEncodeResults measures encoding a 150,000-row result: impl=json
+// is encoding/json over the rows; impl=table the hand-written encoder over
+// the kept table into a reused buffer.
 func BenchmarkEncodeResults(b *testing.B) {
 	x := largeResult()
-	b.Run("impl=old", func(b *testing.B) {
+	b.Run("impl=json", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			enc := json.NewEncoder(io.Discard)
@@ -396,43 +500,39 @@ func BenchmarkEncodeResults(b *testing.B) {
 			}
 		}
 	})
-	b.Run("impl=new", func(b *testing.B) {
+	b.Run("impl=table", func(b *testing.B) {
+		t := largeTable(b)
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			var err error
-			if buf, err = appendQueryResults(buf[:0], x); err != nil {
-				b.Fatal(err)
-			}
+			buf = appendResultsBody(buf[:0], t)
 		}
 	})
 }
 
 // BenchmarkServeResults measures one poll of a complete 150,000-row result
-// over loopback HTTP, the body read to its end by a Go client: impl=old
-// encodes the rows with encoding/json, as before; impl=new is the results
-// handler's path, the hand-written encoder into a reused buffer.
+// over loopback HTTP, the body read to its end by a Go client: impl=json
+// encodes the rows with encoding/json; impl=buffer encodes the table whole
+// into a reused buffer and writes it at once; impl=stream is the results
+// handler's path, encoding in chunks as it writes.
 func BenchmarkServeResults(b *testing.B) {
 	x := largeResult()
+	t := largeTable(b)
 	s := &Server{log: slog.New(slog.DiscardHandler)}
-	var buffers bodyBuffers
-	want, err := appendQueryResults(nil, x)
-	if err != nil {
-		b.Fatal(err)
-	}
+	var buf []byte
 	for _, tt := range []struct {
 		name    string
 		handler http.HandlerFunc
 	}{
-		{"impl=old", func(w http.ResponseWriter, r *http.Request) {
+		{"impl=json", func(w http.ResponseWriter, r *http.Request) {
 			s.writeJSON(w, r, http.StatusOK, refQueryResults(x))
 		}},
-		{"impl=new", func(w http.ResponseWriter, r *http.Request) {
-			status, body, err := queryResults(&buffers, x)
-			if err != nil {
-				panic(err)
-			}
-			s.writeJSON(w, r, status, body)
+		{"impl=buffer", func(w http.ResponseWriter, r *http.Request) {
+			buf = appendResultsBody(buf[:0], t)
+			s.writeJSON(w, r, http.StatusOK, resultsBody{b: buf})
+		}},
+		{"impl=stream", func(w http.ResponseWriter, r *http.Request) {
+			s.writeJSON(w, r, http.StatusOK, resultsBody{n: t.bodyLen, stream: func(w io.Writer) error { return writeResults(w, t) }})
 		}},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
@@ -442,7 +542,7 @@ func BenchmarkServeResults(b *testing.B) {
 			defer client.CloseIdleConnections()
 			b.ReportAllocs()
 			for b.Loop() {
-				readBody(b, client, srv.URL, len(want))
+				readBody(b, client, srv.URL, t.bodyLen)
 			}
 		})
 	}
@@ -452,10 +552,7 @@ func BenchmarkServeResults(b *testing.B) {
 // favourable: a body compressed once beforehand (at BestSpeed) against the
 // plain body, both sent as they are; the client decompresses.
 func BenchmarkServeGzip(b *testing.B) {
-	body, err := appendQueryResults(nil, largeResult())
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := appendResultsBody(nil, largeTable(b))
 	var zipped bytes.Buffer
 	zw, _ := gzipWriter(&zipped)
 	zw.Write(body)

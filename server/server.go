@@ -18,11 +18,14 @@ import (
 // Server serves the Usage API and the platform endpoints. It is an
 // http.Handler; Close stops it.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   apiusage.Store
-	dir     apiusage.Directory
-	execs   apiusage.ExecutionRegistry
+	cfg   Config
+	log   *slog.Logger
+	store apiusage.Store
+	dir   apiusage.Directory
+	execs apiusage.ExecutionRegistry
+	// results keeps the rows of complete executions, within
+	// Config.ResultMemory; execs keeps their state.
+	results *resultStore
 	tokens  *signer
 	metrics *metrics
 	// gatherer serves /metrics; nil when the registerer cannot gather.
@@ -85,6 +88,7 @@ func New(cfg Config, logger *slog.Logger, store apiusage.Store, dir apiusage.Dir
 		store:     store,
 		dir:       dir,
 		execs:     execs,
+		results:   newResultStore(cfg.ResultMemory, m.resultsEvicted.Inc, func(n int64) { m.resultBytes.Set(float64(n)) }),
 		tokens:    tokens,
 		metrics:   m,
 		hashing:   make(semaphore, cfg.Workers),

@@ -74,7 +74,7 @@ func (s *Server) handleOrgQuery() apiFunc {
 		org := c.org()
 		query := apiusage.Query{Interval: iv, Granularity: q.Granularity, GroupBy: q.GroupBy, OrganizationID: org}
 		x := apiusage.Execution{Kind: apiusage.KindOrgQuery, OrganizationID: org, Metrics: q.Metrics}
-		return s.start(r.Context(), x, query.Granularity, func(ctx context.Context) ([]apiusage.Row, error) {
+		return s.start(r.Context(), x, queryView(q.Metrics, query.Granularity), func(ctx context.Context) ([]apiusage.Row, error) {
 			return s.queryRows(ctx, query)
 		})
 	}
@@ -164,7 +164,7 @@ func (s *Server) startClientQuery(ctx context.Context, c *caller, clientID strin
 	// Every organization: a client's usage is wherever it was used.
 	query := apiusage.Query{Interval: iv, Granularity: q.Granularity, GroupBy: q.GroupBy, ClientIDs: []string{clientID}}
 	x := apiusage.Execution{Kind: apiusage.KindClientQuery, OrganizationID: c.org(), ClientID: clientID, Metrics: q.Metrics}
-	return s.start(ctx, x, query.Granularity, func(ctx context.Context) ([]apiusage.Row, error) {
+	return s.start(ctx, x, queryView(q.Metrics, query.Granularity), func(ctx context.Context) ([]apiusage.Row, error) {
 		return s.queryRows(ctx, query)
 	})
 }
@@ -193,7 +193,7 @@ func (s *Server) handleSimpleSearch() apiFunc {
 		}
 		org := c.org()
 		x := apiusage.Execution{Kind: apiusage.KindSimpleSearch, OrganizationID: org, Columns: q.Metrics}
-		return s.start(r.Context(), x, apiusage.GranularityDay, func(ctx context.Context) ([]apiusage.Row, error) {
+		return s.start(r.Context(), x, searchView(q.Metrics), func(ctx context.Context) ([]apiusage.Row, error) {
 			query := apiusage.Query{
 				Interval:       iv,
 				Granularity:    apiusage.GranularityDay,
@@ -259,8 +259,9 @@ func (s *Server) clientIDsNamed(ctx context.Context, org string, names []string)
 }
 
 // start records a Running execution, queues its work and answers 202. The
-// work's rows get their client names and become the execution's result.
-func (s *Server) start(ctx context.Context, x apiusage.Execution, g apiusage.Granularity,
+// work's rows get their client names and become the execution's result, as
+// view shows them.
+func (s *Server) start(ctx context.Context, x apiusage.Execution, view tableView,
 	work func(ctx context.Context) ([]apiusage.Row, error)) (int, any, error) {
 	if err := s.pool.reserve(x.OrganizationID); err != nil {
 		return 0, nil, err
@@ -275,26 +276,35 @@ func (s *Server) start(ctx context.Context, x apiusage.Execution, g apiusage.Gra
 		return 0, nil, wrap("record execution", err)
 	}
 	s.metrics.executionsRunning.Inc()
-	s.pool.submit(x.OrganizationID, func(ctx context.Context) { s.run(ctx, x, g, work) })
+	s.pool.submit(x.OrganizationID, func(ctx context.Context) { s.run(ctx, x, view, work) })
 	return http.StatusAccepted, executionResult{ExecutionID: x.ID, ResultsURI: resultsURI(x)}, nil
 }
 
-// run does an execution's work on a worker and records its result.
-func (s *Server) run(ctx context.Context, x apiusage.Execution, g apiusage.Granularity,
+// run does an execution's work on a worker and records its result: the
+// rows, as a table, in the result store, and the execution, Complete, in
+// the registry (in that order, so that a poll that sees it Complete finds
+// its rows unless they were dropped since).
+func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 	work func(ctx context.Context) ([]apiusage.Row, error)) {
 	defer s.metrics.executionsRunning.Dec()
 	started := time.Now()
-	rows, err := func() (rows []apiusage.Row, err error) {
+	t, err := func() (t *table, err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				err = fmt.Errorf("panic: %v", p)
 			}
 		}()
-		rows, err = work(ctx)
+		rows, err := work(ctx)
 		if err == nil {
 			err = s.nameClients(ctx, x.OrganizationID, rows)
 		}
-		return rows, err
+		if err != nil {
+			return nil, err
+		}
+		// Dates are written as the contract's 2020-02-02T00:00:00Z: UTC
+		// (newTable formats them so), and nothing without a granularity
+		// (the view says).
+		return newTable(rows, view)
 	}()
 	s.metrics.queryDuration.WithLabelValues(string(x.Kind)).Observe(time.Since(started).Seconds())
 	now := s.cfg.Now()
@@ -305,19 +315,10 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, g apiusage.Granu
 		s.log.Error("execution failed", "executionId", x.ID, "kind", x.Kind, "organizationId", x.OrganizationID, "err", err)
 	} else {
 		x.Status = apiusage.StatusComplete
-		if rows == nil {
-			rows = []apiusage.Row{}
+		if !s.results.put(&result{id: x.ID, org: x.OrganizationID, expires: x.Expires, rows: t}, now) {
+			s.log.Warn("result dropped at once: larger than the memory for results",
+				"executionId", x.ID, "organizationId", x.OrganizationID, "rows", len(t.rows), "bytes", t.bytes())
 		}
-		for i := range rows {
-			// Dates are written as the contract's 2020-02-02T00:00:00Z:
-			// UTC, and nothing without a granularity.
-			if g == apiusage.GranularityNone {
-				rows[i].Date = time.Time{}
-			} else {
-				rows[i].Date = rows[i].Date.UTC()
-			}
-		}
-		x.Rows = rows
 	}
 	s.metrics.executionsDone.WithLabelValues(string(x.Status)).Inc()
 	// The result is recorded even when the pool is being stopped.
@@ -376,25 +377,23 @@ func (s *Server) execution(ctx context.Context, c *caller, id string, kind apius
 
 // handleOrgQueryResults is endpoint 2.
 func (s *Server) handleOrgQueryResults() apiFunc {
-	var buffers bodyBuffers
 	return func(r *http.Request, c *caller) (int, any, error) {
 		x, err := s.execution(r.Context(), c, r.PathValue("executionId"), apiusage.KindOrgQuery, "")
 		if err != nil {
 			return 0, nil, err
 		}
-		return queryResults(&buffers, x)
+		return s.queryResults(x)
 	}
 }
 
 // handleClientQueryResults is endpoint 6, for client queries and summaries.
 func (s *Server) handleClientQueryResults() apiFunc {
-	var buffers bodyBuffers
 	return func(r *http.Request, c *caller) (int, any, error) {
 		x, err := s.execution(r.Context(), c, r.PathValue("executionId"), apiusage.KindClientQuery, r.PathValue("clientId"))
 		if err != nil {
 			return 0, nil, err
 		}
-		return queryResults(&buffers, x)
+		return s.queryResults(x)
 	}
 }
 
@@ -418,17 +417,20 @@ func (s *Server) handleSimpleSearchResults() apiFunc {
 		if err != nil {
 			return 0, nil, err
 		}
+		if x.Status != apiusage.StatusComplete {
+			return http.StatusOK, unfinishedBody(x), nil
+		}
+		res := s.results.get(x.ID)
+		if res == nil {
+			return 0, nil, errEvicted
+		}
 		offset := 0
-		if v := params.Get("after"); v != "" && x.Status == apiusage.StatusComplete {
-			if offset, err = parseCursor(v, x.ID, len(x.Rows)); err != nil {
+		if v := params.Get("after"); v != "" {
+			if offset, err = parseCursor(v, x.ID, len(res.rows.rows)); err != nil {
 				return 0, nil, err
 			}
 		}
-		body, err := searchResults(x, offset, size)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusOK, resultsBody{b: body}, nil
+		return http.StatusOK, resultsBody{b: searchPage(res.rows, x.ID, offset, size)}, nil
 	}
 }
 

@@ -83,6 +83,7 @@ var envFlags = map[string]string{
 	"log-level":           "APIUSAGE_LOG_LEVEL",
 	"token-ttl":           "APIUSAGE_TOKEN_TTL",
 	"result-ttl":          "APIUSAGE_RESULT_TTL",
+	"result-memory":       "APIUSAGE_RESULT_MEMORY",
 	"workers":             "APIUSAGE_WORKERS",
 	"max-running-per-org": "APIUSAGE_MAX_RUNNING_PER_ORG",
 	"max-ingest-bytes":    "APIUSAGE_MAX_INGEST_BYTES",
@@ -147,6 +148,7 @@ APIUSAGE_BOOTSTRAP_CLIENT_SECRET to choose them instead.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error [APIUSAGE_LOG_LEVEL]")
 	f.DurationVar(&cfg.Server.TokenTTL, "token-ttl", cfg.Server.TokenTTL, "lifetime of access tokens [APIUSAGE_TOKEN_TTL]")
 	f.DurationVar(&cfg.Server.ResultTTL, "result-ttl", cfg.Server.ResultTTL, "how long query results are kept [APIUSAGE_RESULT_TTL]")
+	f.Int64Var(&cfg.Server.ResultMemory, "result-memory", cfg.Server.ResultMemory, "bytes the results of finished queries may take in all; past it the oldest results of the organizations holding more than their share are dropped [APIUSAGE_RESULT_MEMORY]")
 	f.IntVar(&cfg.Server.Workers, "workers", cfg.Server.Workers, "query workers [APIUSAGE_WORKERS]")
 	f.IntVar(&cfg.Server.MaxRunningPerOrg, "max-running-per-org", cfg.Server.MaxRunningPerOrg, "running executions allowed per organization [APIUSAGE_MAX_RUNNING_PER_ORG]")
 	f.Int64Var(&cfg.Server.MaxIngestBodyBytes, "max-ingest-bytes", cfg.Server.MaxIngestBodyBytes, "largest ingest body [APIUSAGE_MAX_INGEST_BYTES]")

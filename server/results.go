@@ -1,0 +1,536 @@
+package server
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/apiusage/apiusage"
+)
+
+// errEvicted answers a poll of a complete execution whose result was dropped
+// to keep within Config.ResultMemory. It is the contract's 404, as for an
+// expired execution, with a message that says why and what to do; only the
+// organization (and client path) that may read the execution gets it, so it
+// tells nobody else that the id exists.
+var errEvicted = apiusage.Errorf(apiusage.CodeNotFound,
+	"The results of this execution are no longer kept: the server drops the oldest results when the memory for "+
+		"results is full. Start the query again; a shorter interval or fewer groupBy dimensions make a smaller result.")
+
+// resultSweepEvery bounds how often put looks for expired results to free.
+const resultSweepEvery = time.Minute
+
+// resultStore keeps the results of complete executions, within a budget of
+// bytes in all. The execution registry keeps each execution's state (small)
+// until it expires; the rows, which may be tens of megabytes for a 90-day
+// organization query, are kept here, where they can be counted and bounded:
+// without a bound, any caller running large queries again and again would
+// grow the heap until the process dies.
+//
+// Eviction policy: when a new result takes the total over the budget,
+// results are dropped, the oldest first, from the organizations that hold
+// more than their fair share (the budget divided by the number of
+// organizations holding results), until the total fits. So:
+//   - an organization that holds no more than its fair share never loses a
+//     result to another's queries;
+//   - an organization that runs large queries again and again drops its own
+//     older results first;
+//   - an organization alone may use the whole budget;
+//   - a result larger than the whole budget is not kept at all, and nothing
+//     is dropped for it.
+//
+// Polls of a dropped result get errEvicted. Results also go when their
+// execution expires (swept now and then by put).
+//
+// resultStore is safe for concurrent use.
+type resultStore struct {
+	budget  int64
+	evicted func() // counts an eviction (a metric)
+	kept    func(bytes int64)
+
+	mu        sync.Mutex
+	byID      map[string]*result
+	orgs      map[string]*orgResults
+	total     int64
+	seq       uint64
+	lastSweep time.Time
+}
+
+// orgResults are the results of one organization, oldest first.
+type orgResults struct {
+	bytes int64
+	queue []*result
+}
+
+// result is a complete execution's result as kept.
+type result struct {
+	id, org string
+	expires time.Time
+	// seq orders results by when they were kept.
+	seq  uint64
+	rows *table
+}
+
+func newResultStore(budget int64, evicted func(), kept func(int64)) *resultStore {
+	return &resultStore{budget: budget, evicted: evicted, kept: kept,
+		byID: map[string]*result{}, orgs: map[string]*orgResults{}}
+}
+
+// put keeps r, dropping other results to stay within the budget as the
+// policy says, and reports whether r itself is kept.
+func (s *resultStore) put(r *result, now time.Time) bool {
+	size := r.rows.bytes()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.lastSweep) >= resultSweepEvery {
+		s.sweep(now)
+	}
+	if size > s.budget {
+		s.evicted()
+		return false
+	}
+	s.seq++
+	r.seq = s.seq
+	o := s.orgs[r.org]
+	if o == nil {
+		o = &orgResults{}
+		s.orgs[r.org] = o
+	}
+	o.queue = append(o.queue, r)
+	o.bytes += size
+	s.total += size
+	s.byID[r.id] = r
+	kept := true
+	for s.total > s.budget {
+		share := s.budget / int64(len(s.orgs))
+		var victim *orgResults
+		for _, o := range s.orgs {
+			if o.bytes > share && (victim == nil || o.queue[0].seq < victim.queue[0].seq) {
+				victim = o
+			}
+		}
+		// There is always one: when the total is over the budget, some
+		// organization holds more than the average, which is more than its
+		// share.
+		x := s.drop(victim)
+		s.evicted()
+		if x == r {
+			kept = false
+		}
+	}
+	s.kept(s.total)
+	return kept
+}
+
+// drop removes the oldest result of o and returns it.
+func (s *resultStore) drop(o *orgResults) *result {
+	x := o.queue[0]
+	o.queue[0] = nil
+	o.queue = o.queue[1:]
+	size := x.rows.bytes()
+	o.bytes -= size
+	s.total -= size
+	delete(s.byID, x.id)
+	if len(o.queue) == 0 {
+		delete(s.orgs, x.org)
+	}
+	return x
+}
+
+// sweep drops the expired results. Results of an organization expire in the
+// order they were kept (every one lives ResultTTL from its completion), so
+// they are found at the front of its queue.
+func (s *resultStore) sweep(now time.Time) {
+	for _, o := range s.orgs {
+		for len(o.queue) > 0 && !now.Before(o.queue[0].expires) {
+			s.drop(o)
+		}
+	}
+	s.lastSweep = now
+	s.kept(s.total)
+}
+
+// get returns the result of the execution with the id, or nil when it is
+// not kept (dropped, or never complete).
+func (s *resultStore) get(id string) *result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[id]
+}
+
+// table is a result's rows, compact and ready to encode: each distinct
+// string once, already encoded as a JSON string, and each row as the indexes
+// of its strings and its counts. A row of the result as apiusage.Row takes
+// 168 bytes and seven pointers for the garbage collector to follow; here it
+// takes 80 and none, and encoding it copies bytes instead of escaping
+// strings again on every poll.
+type table struct {
+	// strs holds the JSON string literals (quotes included) end to end;
+	// string i is strs[offs[i]:offs[i+1]]. String 0 is `""`.
+	strs []byte
+	offs []uint32
+	rows []tableRow
+	// enc writes the rows: which metrics they show.
+	enc metricSet
+	// bodyLen is the length of the whole results body of the rows (as
+	// appendResultsBody writes it), so that a poll can send its
+	// Content-Length before it encodes.
+	bodyLen int
+}
+
+// The fields of a row, in the order rows show them; the indexes of
+// tableRow.str.
+const (
+	colClientID = iota
+	colClientName
+	colOrganization
+	colUser
+	colTemplate
+	colMethod
+	colDate
+	numCols
+)
+
+// tableRow is one row: the indexes of its strings (0, the empty string, for
+// a dimension not shown; and for colDate, no date) and its counts.
+type tableRow struct {
+	str    [numCols]uint32
+	counts apiusage.Counts
+}
+
+// str returns the JSON of string i.
+func (t *table) str(i uint32) []byte { return t.strs[t.offs[i]:t.offs[i+1]] }
+
+// bytes is the memory t holds, as the budget counts it.
+func (t *table) bytes() int64 {
+	const fixed = int64(unsafe.Sizeof(table{}) + unsafe.Sizeof(result{}) + 64)
+	return fixed + int64(cap(t.strs)) + 4*int64(cap(t.offs)) + int64(unsafe.Sizeof(tableRow{}))*int64(cap(t.rows))
+}
+
+// tableView says which of the rows' fields a table shows.
+type tableView struct {
+	m metricSet
+	// noClient, noMethod and noTemplate blank the columns a simple search
+	// was not asked for.
+	noClient, noMethod, noTemplate bool
+}
+
+// newTable builds the table of rows as view shows them. It fails on a date
+// that JSON cannot hold (a year past 9999).
+func newTable(rows []apiusage.Row, view tableView) (*table, error) {
+	t := &table{enc: view.m, rows: make([]tableRow, len(rows))}
+	in := interners.Get().(*interner)
+	defer in.release()
+	in.t = t
+	in.add(`""`)
+	var lastDate time.Time
+	var lastDateIdx uint32
+	// prev are the strings of the row before, by column: rows come sorted
+	// by date and then by the grouped dimensions, so most of a row's
+	// strings are its predecessor's.
+	var prev [colDate]string
+	var prevIdx [colDate]uint32
+	col := func(c int, s string) uint32 {
+		if s == prev[c] {
+			return prevIdx[c]
+		}
+		i := in.intern(s)
+		prev[c], prevIdx[c] = s, i
+		return i
+	}
+	for i := range rows {
+		r, out := &rows[i], &t.rows[i]
+		if !view.noClient {
+			out.str[colClientID] = col(colClientID, r.ClientID)
+			out.str[colClientName] = col(colClientName, r.ClientName)
+		}
+		out.str[colOrganization] = col(colOrganization, r.OrganizationID)
+		out.str[colUser] = col(colUser, r.UserID)
+		if !view.noTemplate {
+			out.str[colTemplate] = col(colTemplate, r.TemplateURI)
+		}
+		if !view.noMethod {
+			out.str[colMethod] = col(colMethod, r.Method)
+		}
+		if view.m.date && !r.Date.IsZero() {
+			// Rows of a result share a few dates, mostly in runs; equal
+			// values (location included) format the same.
+			if lastDateIdx == 0 || r.Date != lastDate {
+				idx, ok := in.dates[r.Date]
+				if !ok {
+					// Time's own MarshalJSON, so the bytes are
+					// encoding/json's; in UTC, as the contract writes
+					// dates.
+					d, err := r.Date.UTC().MarshalJSON()
+					if err != nil {
+						return nil, fmt.Errorf("encode date: %w", err)
+					}
+					idx = in.add(string(d))
+					in.dates[r.Date] = idx
+				}
+				lastDate, lastDateIdx = r.Date, idx
+			}
+			out.str[colDate] = lastDateIdx
+		}
+		out.counts = r.Counts
+	}
+	in.done()
+	t.bodyLen = t.measure()
+	return t, nil
+}
+
+// interner gives each distinct string of a table its index. Most lookups
+// are of the same few ids, templates and methods again and again: a small
+// direct-mapped cache answers them before the map, comparing the strings
+// themselves (which the store's interned strings make a pointer compare).
+// Interners are pooled: the cache is too large to allocate for every
+// result.
+type interner struct {
+	t *table
+	// strs and offs are built here, in memory reused from result to
+	// result, and copied to the table at their size when done.
+	strs  []byte
+	offs  []uint32
+	index map[string]uint32
+	dates map[time.Time]uint32
+	cache [1 << cacheBits]struct {
+		s string
+		i uint32
+	}
+}
+
+const cacheBits = 13
+
+var interners = sync.Pool{New: func() any {
+	return &interner{index: map[string]uint32{}, dates: map[time.Time]uint32{}}
+}}
+
+// release clears in and puts it back in the pool.
+func (in *interner) release() {
+	in.t = nil
+	in.strs, in.offs = in.strs[:0], in.offs[:0]
+	clear(in.index)
+	clear(in.dates)
+	clear(in.cache[:])
+	interners.Put(in)
+}
+
+// intern returns the index of s, adding it when new.
+func (in *interner) intern(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	e := &in.cache[cacheSlot(s)]
+	if e.s == s {
+		return e.i
+	}
+	i, ok := in.index[s]
+	if !ok {
+		i = in.add(string(appendString(nil, s)))
+		in.index[s] = i
+	}
+	e.s, e.i = s, i
+	return i
+}
+
+// cacheSlot hashes the length and the last 8 bytes of s (ids differ at the
+// end; templates too, mostly) to a slot of the interner's cache.
+func cacheSlot(s string) uint32 {
+	var x uint64
+	if len(s) >= 8 {
+		// One 8-byte load: the compiler merges the byte loads.
+		t := s[len(s)-8:]
+		x = uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+	} else {
+		for i := 0; i < len(s); i++ {
+			x = x<<8 | uint64(s[i])
+		}
+	}
+	x ^= uint64(len(s)) * 0xff51afd7ed558ccd
+	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - cacheBits))
+}
+
+// add appends the JSON string literal lit and returns its index.
+func (in *interner) add(lit string) uint32 {
+	if len(in.offs) == 0 {
+		in.offs = append(in.offs, 0)
+	}
+	in.strs = append(in.strs, lit...)
+	in.offs = append(in.offs, uint32(len(in.strs)))
+	return uint32(len(in.offs) - 2)
+}
+
+// done gives the table its strings, at their size: a table is kept for as
+// long as its execution, and the budget counts capacity.
+func (in *interner) done() {
+	t := in.t
+	t.strs, t.offs = make([]byte, len(in.strs)), make([]uint32, len(in.offs))
+	copy(t.strs, in.strs)
+	copy(t.offs, in.offs)
+}
+
+// Parts of an encoded row.
+const (
+	rowClientID     = `{"clientId":`
+	rowClientName   = `,"clientName":`
+	rowOrganization = `,"organizationId":`
+	rowUser         = `,"userId":`
+	rowTemplate     = `,"templateUri":`
+	rowMethod       = `,"httpMethod":`
+	rowStatus200    = `,"status200":`
+	rowStatus300    = `,"status300":`
+	rowStatus400    = `,"status400":`
+	rowStatus500    = `,"status500":`
+	rowStatus429    = `,"status429":`
+	rowRequests     = `,"requests":`
+	rowDate         = `,"date":`
+
+	resultsStart = `{"results":[`
+	resultsEnd   = `],"queryStatus":"Complete"}` + "\n"
+)
+
+// appendRow appends the JSON object of row i, in the field order of the
+// reference service: the dimension fields always, empty when not shown; the
+// metrics and the date only when asked for.
+func (t *table) appendRow(b []byte, i int) []byte {
+	r := &t.rows[i]
+	b = append(b, rowClientID...)
+	b = append(b, t.str(r.str[colClientID])...)
+	b = append(b, rowClientName...)
+	b = append(b, t.str(r.str[colClientName])...)
+	b = append(b, rowOrganization...)
+	b = append(b, t.str(r.str[colOrganization])...)
+	b = append(b, rowUser...)
+	b = append(b, t.str(r.str[colUser])...)
+	b = append(b, rowTemplate...)
+	b = append(b, t.str(r.str[colTemplate])...)
+	b = append(b, rowMethod...)
+	b = append(b, t.str(r.str[colMethod])...)
+	m, c := &t.enc, &r.counts
+	if m.status200 {
+		b = appendInt(append(b, rowStatus200...), c.Status200)
+	}
+	if m.status300 {
+		b = appendInt(append(b, rowStatus300...), c.Status300)
+	}
+	if m.status400 {
+		b = appendInt(append(b, rowStatus400...), c.Status400)
+	}
+	if m.status500 {
+		b = appendInt(append(b, rowStatus500...), c.Status500)
+	}
+	if m.status429 {
+		b = appendInt(append(b, rowStatus429...), c.Status429)
+	}
+	if m.requests {
+		b = appendInt(append(b, rowRequests...), c.Requests)
+	}
+	if d := r.str[colDate]; d != 0 {
+		b = append(append(b, rowDate...), t.str(d)...)
+	}
+	return append(b, '}')
+}
+
+// appendRows appends rows [from, to) as the elements of a JSON array
+// (without its brackets).
+func (t *table) appendRows(b []byte, from, to int) []byte {
+	for i := from; i < to; i++ {
+		if i > from {
+			b = append(b, ',')
+		}
+		b = t.appendRow(b, i)
+	}
+	return b
+}
+
+// rowLen is the length of row i as appendRow writes it.
+func (t *table) rowLen(i int) int {
+	const fixed = len(rowClientID+rowClientName+rowOrganization+rowUser+rowTemplate+rowMethod) + len("}")
+	r := &t.rows[i]
+	n := fixed
+	for _, s := range r.str[:colDate] {
+		n += int(t.offs[s+1] - t.offs[s])
+	}
+	m, c := &t.enc, &r.counts
+	if m.status200 {
+		n += len(rowStatus200) + intLen(c.Status200)
+	}
+	if m.status300 {
+		n += len(rowStatus300) + intLen(c.Status300)
+	}
+	if m.status400 {
+		n += len(rowStatus400) + intLen(c.Status400)
+	}
+	if m.status500 {
+		n += len(rowStatus500) + intLen(c.Status500)
+	}
+	if m.status429 {
+		n += len(rowStatus429) + intLen(c.Status429)
+	}
+	if m.requests {
+		n += len(rowRequests) + intLen(c.Requests)
+	}
+	if d := r.str[colDate]; d != 0 {
+		n += len(rowDate) + int(t.offs[d+1]-t.offs[d])
+	}
+	return n
+}
+
+// measure returns the length of the results body of every row.
+func (t *table) measure() int {
+	n := len(resultsStart) + len(resultsEnd) + max(len(t.rows)-1, 0)
+	for i := range t.rows {
+		n += t.rowLen(i)
+	}
+	return n
+}
+
+// appendInt is strconv.AppendInt in base 10, with a shortcut for the small
+// counts most rows have.
+func appendInt(b []byte, v int64) []byte {
+	if uint64(v) < 10 {
+		return append(b, byte('0'+v))
+	}
+	if uint64(v) < 100 {
+		return append(b, byte('0'+v/10), byte('0'+v%10))
+	}
+	var buf [20]byte
+	i := len(buf)
+	u := uint64(v)
+	if v < 0 {
+		u = -u
+	}
+	for u >= 10 {
+		q := u / 10
+		i--
+		buf[i] = byte('0' + u - q*10)
+		u = q
+	}
+	i--
+	buf[i] = byte('0' + u)
+	if v < 0 {
+		b = append(b, '-')
+	}
+	return append(b, buf[i:]...)
+}
+
+// intLen is the length of v in decimal.
+func intLen(v int64) int {
+	u, n := uint64(v), 0
+	if v < 0 {
+		u, n = -u, 1
+	}
+	// Digits from the bit length, then one less when below the power of
+	// ten that length reaches (as in "Hacker's Delight", 11-4).
+	d := (bits.Len64(u) * 1233) >> 12
+	if u >= pow10[d] {
+		d++
+	}
+	return n + max(d, 1)
+}
+
+var pow10 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14,
+	1e15, 1e16, 1e17, 1e18, 1e19}

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+)
+
+// testResult returns a result of org with n rows of distinct clients.
+func testResult(tb testing.TB, id, org string, n int, expires time.Time) *result {
+	tb.Helper()
+	rows := make([]apiusage.Row, n)
+	for i := range rows {
+		rows[i] = apiusage.Row{ClientID: fmt.Sprintf("client-%d", i), Counts: apiusage.Counts{Requests: int64(i + 1)}}
+	}
+	t, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityNone))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &result{id: id, org: org, expires: expires, rows: t}
+}
+
+// storeState is what a resultStore holds, checked against its own counts.
+func storeState(tb testing.TB, s *resultStore) (ids []string, total int64) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.orgs {
+		var sum int64
+		for _, r := range o.queue {
+			sum += r.rows.bytes()
+			ids = append(ids, r.id)
+			if s.byID[r.id] != r {
+				tb.Fatalf("result %s queued but not found by id", r.id)
+			}
+		}
+		if sum != o.bytes {
+			tb.Fatalf("organization counts %d bytes, its results take %d", o.bytes, sum)
+		}
+		total += sum
+	}
+	if total != s.total || len(ids) != len(s.byID) {
+		tb.Fatalf("store counts %d bytes and %d results; its queues hold %d bytes and %d results", s.total, len(s.byID), total, len(ids))
+	}
+	slices.Sort(ids)
+	return ids, total
+}
+
+func TestResultStore(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	later := now.Add(time.Hour)
+	unit := testResult(t, "", "", 100, later).rows.bytes() // the size of every result of 100 rows
+	type put struct {
+		id, org string
+		rows    int
+		kept    bool
+	}
+	for _, tt := range []struct {
+		name   string
+		budget int64
+		puts   []put
+		// want are the ids kept at the end, sorted.
+		want    []string
+		evicted int
+	}{{
+		name:   "within the budget nothing is dropped",
+		budget: 3 * unit,
+		puts:   []put{{"a1", "A", 100, true}, {"b1", "B", 100, true}, {"a2", "A", 100, true}},
+		want:   []string{"a1", "a2", "b1"},
+	}, {
+		name:   "an organization alone may use the whole budget, and drops its oldest first",
+		budget: 3 * unit,
+		puts:   []put{{"a1", "A", 100, true}, {"a2", "A", 100, true}, {"a3", "A", 100, true}, {"a4", "A", 100, true}, {"a5", "A", 100, true}},
+		want:   []string{"a3", "a4", "a5"}, evicted: 2,
+	}, {
+		name:   "a flood from one organization does not drop another's results within its share",
+		budget: 4 * unit,
+		puts: []put{{"b1", "B", 100, true}, {"b2", "B", 100, true},
+			{"a1", "A", 100, true}, {"a2", "A", 100, true}, {"a3", "A", 100, true}, {"a4", "A", 100, true}, {"a5", "A", 100, true}},
+		want: []string{"a4", "a5", "b1", "b2"}, evicted: 3,
+	}, {
+		name:   "an organization over its share loses its oldest to one within it",
+		budget: 4 * unit,
+		puts: []put{{"a1", "A", 100, true}, {"a2", "A", 100, true}, {"a3", "A", 100, true}, {"a4", "A", 100, true},
+			{"b1", "B", 100, true}, {"b2", "B", 100, true}},
+		want: []string{"a3", "a4", "b1", "b2"}, evicted: 2,
+	}, {
+		name:   "among organizations over their share the oldest result goes first",
+		budget: 6 * unit,
+		puts: []put{{"a1", "A", 100, true}, {"b1", "B", 100, true}, {"a2", "A", 100, true}, {"b2", "B", 100, true},
+			{"a3", "A", 100, true}, {"b3", "B", 100, true}, {"c1", "C", 100, true}},
+		// Share 2 units each: A and B hold 3, over it; a1 is the oldest.
+		want: []string{"a2", "a3", "b1", "b2", "b3", "c1"}, evicted: 1,
+	}, {
+		name:   "a result larger than the budget is not kept, and nothing is dropped for it",
+		budget: 3 * unit,
+		puts:   []put{{"a1", "A", 100, true}, {"b1", "B", 100, true}, {"b2", "B", 1000, false}},
+		want:   []string{"a1", "b1"}, evicted: 1,
+	}, {
+		name:   "a large new result over its organization's share is dropped itself, not others' within theirs",
+		budget: 10 * unit,
+		puts:   []put{{"a1", "A", 200, true}, {"a2", "A", 200, true}, {"b1", "B", 700, false}},
+		want:   []string{"a1", "a2"}, evicted: 1,
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			evicted := 0
+			var gauge int64
+			s := newResultStore(tt.budget, func() { evicted++ }, func(n int64) { gauge = n })
+			for _, p := range tt.puts {
+				r := testResult(t, p.id, p.org, p.rows, later)
+				if kept := s.put(r, now); kept != p.kept {
+					t.Fatalf("put %s: kept %v, want %v", p.id, kept, p.kept)
+				}
+				if _, total := storeState(t, s); total > tt.budget {
+					t.Fatalf("after %s: %d bytes kept, over the budget of %d", p.id, total, tt.budget)
+				} else if gauge != total {
+					t.Fatalf("after %s: the gauge says %d bytes, the store holds %d", p.id, gauge, total)
+				}
+			}
+			ids, _ := storeState(t, s)
+			if !slices.Equal(ids, tt.want) {
+				t.Fatalf("kept %v, want %v", ids, tt.want)
+			}
+			for _, id := range tt.want {
+				if s.get(id) == nil {
+					t.Fatalf("get(%s) = nil, want its result", id)
+				}
+			}
+			if evicted != tt.evicted {
+				t.Fatalf("%d evictions counted, want %d", evicted, tt.evicted)
+			}
+		})
+	}
+}
+
+func TestResultStoreSweepsExpired(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	evicted := 0
+	s := newResultStore(1<<30, func() { evicted++ }, func(int64) {})
+	s.put(testResult(t, "old", "A", 10, now.Add(time.Hour)), now)
+	s.put(testResult(t, "new", "A", 10, now.Add(time.Hour+2*resultSweepEvery)), now.Add(2*resultSweepEvery))
+	s.put(testResult(t, "b", "B", 10, now.Add(2*time.Hour)), now.Add(time.Hour))
+	if ids, _ := storeState(t, s); !slices.Equal(ids, []string{"b", "new"}) {
+		t.Fatalf("kept %v after the expiry of old, want [b new]", ids)
+	}
+	if evicted != 0 {
+		t.Fatalf("%d evictions counted, want none: expiry is not eviction", evicted)
+	}
+}
+
+func TestTableBytes(t *testing.T) {
+	// A row kept takes far less than an apiusage.Row and its strings, and
+	// the count is what the table holds.
+	tab := largeTable(t)
+	perRow := float64(tab.bytes()) / float64(len(tab.rows))
+	if perRow > 96 {
+		t.Fatalf("%.1f bytes a row kept, want at most 96", perRow)
+	}
+	if got := int64(cap(tab.strs)) + 4*int64(cap(tab.offs)); got != int64(len(tab.strs))+4*int64(len(tab.offs)) {
+		t.Fatalf("the strings of a table are kept with spare capacity: %d bytes for %d", got, len(tab.strs)+4*len(tab.offs))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/apiusage/apiusage/bench/baselinetest"
@@ -47,6 +48,17 @@ func TestBaselineMatchesOracle(t *testing.T) {
 		t.Fatalf("Count = %d, %v; want %d", n, err, len(events))
 	}
 	baselinetest.Check(t, events, b.Query)
+
+	// Nothing else writes while queries are timed: the server keeps no
+	// system log tables (query_log, part_log, trace_log, metric_log, ...),
+	// which would be flushed in the background every few seconds.
+	out, err := clickhouse.Exec(b, ctx, `SELECT name FROM system.tables WHERE database = 'system' AND name LIKE '%log%' FORMAT TSV`, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tables := strings.Fields(string(out)); len(tables) > 0 {
+		t.Fatalf("the server keeps system log tables %v, written in the background while queries are timed", tables)
+	}
 }
 
 func TestQuote(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,12 +100,15 @@ type api struct {
 	base  string
 	hc    *http.Client
 	token string
+	// polls is the buffer execute reads results bodies into, reused from
+	// poll to poll and from execution to execution (see execute).
+	polls *[]byte
 }
 
 func newAPI(base string, conns int) *api {
 	return &api{base: base, hc: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true,
-	}}}
+	}}, polls: new([]byte)}
 }
 
 // login gets a token for the client (usage-api.md §6).
@@ -119,7 +123,7 @@ func (a *api) login(ctx context.Context, id, secret string) (*api, error) {
 	if err := a.send(req, http.StatusOK, &tok); err != nil {
 		return nil, fmt.Errorf("login %s: %w", id, err)
 	}
-	return &api{base: a.base, hc: a.hc, token: tok.AccessToken}, nil
+	return &api{base: a.base, hc: a.hc, token: tok.AccessToken, polls: new([]byte)}, nil
 }
 
 // call sends a JSON request and decodes the answer, which must have the
@@ -235,6 +239,15 @@ const pollInterval = time.Millisecond
 // is nil) and polls its results until Complete, following the pages of a
 // simple search. It returns the raw bodies of the Complete pages and the
 // time from the start to the last page.
+//
+// Bodies are read into a buffer the api keeps from poll to poll and from
+// execution to execution, not into a fresh one each: a Complete body of the
+// largest query is 45 MB, and on a VM where memory touched for the first
+// time costs tens of microseconds a page, a fresh buffer's page faults
+// (about a quarter of a second for 45 MB) would be the runner's own time
+// counted as apiusage's latency. So the pages returned are valid only until
+// the next execute of the same api, which is why its callers decode them at
+// once; and execute is not safe for concurrent use.
 func (a *api) execute(ctx context.Context, path string, body any, pageSize int) ([][]byte, time.Duration, error) {
 	began := time.Now()
 	method := http.MethodPost
@@ -252,21 +265,32 @@ func (a *api) execute(ctx context.Context, path string, body any, pageSize int) 
 	if pageSize > 0 {
 		results += "?pageSize=" + fmt.Sprint(pageSize)
 	}
+	// Pages are read one after another into buf; a Running body is
+	// dropped, so the next poll reads over it.
+	buf := (*a.polls)[:0]
+	defer func() { *a.polls = buf[:0] }()
 	var pages [][]byte
 	for {
-		b, status, after, err := a.poll(ctx, results)
+		start := len(buf)
+		var status, after string
+		var err error
+		buf, status, after, err = a.poll(ctx, results, buf)
 		if err != nil {
 			return nil, 0, err
 		}
+		b := buf[start:]
 		switch status {
 		case "Running":
+			buf = buf[:start]
 			time.Sleep(pollInterval)
 			continue
 		case "Complete":
 		default:
 			return nil, 0, fmt.Errorf("execution %s: %s: %.300s", x.ExecutionID, status, b)
 		}
-		pages = append(pages, b)
+		// Full slice expression: a later page appended to buf must not
+		// write into this one's capacity.
+		pages = append(pages, b[:len(b):len(b)])
 		if after == "" {
 			return pages, time.Since(began), nil
 		}
@@ -274,28 +298,52 @@ func (a *api) execute(ctx context.Context, path string, body any, pageSize int) 
 	}
 }
 
-// poll reads one results page and picks its status and cursor without
-// decoding the rows, which is left until the timing is over.
-func (a *api) poll(ctx context.Context, path string) ([]byte, string, string, error) {
+// poll reads one results page, appended to buf, and picks its status and
+// cursor without decoding the rows, which is left until the timing is
+// over.
+func (a *api) poll(ctx context.Context, path string, buf []byte) ([]byte, string, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
 	if err != nil {
-		return nil, "", "", err
+		return buf, "", "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		return nil, "", "", err
+		return buf, "", "", err
 	}
-	b, err := io.ReadAll(resp.Body)
+	start := len(buf)
+	buf, err = readBody(buf, resp.Body, resp.ContentLength)
 	resp.Body.Close()
 	if err != nil {
-		return nil, "", "", err
+		return buf, "", "", err
 	}
+	b := buf[start:]
 	if resp.StatusCode != http.StatusOK {
-		return nil, "", "", fmt.Errorf("GET %s: %s: %.300s", path, resp.Status, b)
+		return buf, "", "", fmt.Errorf("GET %s: %s: %.300s", path, resp.Status, b)
 	}
 	status, after := scanStatus(b)
-	return b, status, after, nil
+	return buf, status, after, nil
+}
+
+// readBody appends r's bytes to buf until EOF, growing buf at most once
+// when the length n is known (n < 0 when not).
+func readBody(buf []byte, r io.Reader, n int64) ([]byte, error) {
+	if n > 0 {
+		buf = slices.Grow(buf, int(n)+1) // +1: room to see EOF without growing
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(64<<10, cap(buf)/2))
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // scanStatus finds queryStatus and cursors.after in a results body. A

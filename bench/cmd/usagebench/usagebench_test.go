@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -240,6 +243,90 @@ func TestReportMarkdown(t *testing.T) {
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// chunkReader returns its bytes a few at a time.
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func TestReadBody(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789"), 20_000)
+	for _, tt := range []struct {
+		name   string
+		prefix string
+		n      int64
+		chunk  int
+	}{
+		{"known length", "", int64(len(body)), 1 << 20},
+		{"unknown length", "", -1, 1 << 20},
+		{"small reads after earlier pages", "page one;", -1, 7},
+		{"known length after earlier pages", "page one;", int64(len(body)), 4096},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			buf := append(make([]byte, 0, 3), tt.prefix...)
+			got, err := readBody(buf, &chunkReader{b: body, n: tt.chunk}, tt.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tt.prefix + string(body); string(got) != want {
+				t.Fatalf("read %d bytes, want the %d of the prefix and the body", len(got), len(want))
+			}
+			if tt.n > 0 && cap(got) > len(got)+1+64<<10 {
+				t.Fatalf("capacity %d for %d bytes of a known length: grown more than once", cap(got), len(got))
+			}
+		})
+	}
+}
+
+func TestExecuteReusesItsBuffer(t *testing.T) {
+	// A Running poll, then two pages: the pages come back whole, and once
+	// the buffer has grown to hold them, later executions read into the
+	// same memory.
+	polls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusAccepted)
+			io.WriteString(w, `{"executionId":"x","resultsUri":"/results"}`)
+		case r.URL.Query().Get("after") == "":
+			if polls++; polls%2 == 1 {
+				io.WriteString(w, `{"queryStatus":"Running"}`)
+				return
+			}
+			io.WriteString(w, `{"results":[{"clientId":"a"}],"queryStatus":"Complete","cursors":{"after":"p2"}}`)
+		default:
+			io.WriteString(w, `{"results":[{"clientId":"b"}],"queryStatus":"Complete"}`)
+		}
+	}))
+	defer srv.Close()
+	a := newAPI(srv.URL, 1)
+	var first *byte
+	for run := range 3 {
+		pages, _, err := a.execute(context.Background(), "/query", map[string]string{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pages) != 2 || !strings.Contains(string(pages[0]), `"a"`) || !strings.Contains(string(pages[1]), `"b"`) ||
+			strings.Contains(string(pages[0]), "Running") {
+			t.Fatalf("run %d: pages %q, want the two Complete pages", run, pages)
+		}
+		if run == 1 {
+			first = &pages[0][0]
+		} else if run == 2 && &pages[0][0] != first {
+			t.Fatal("the third execution read into fresh memory, not the buffer of the second")
 		}
 	}
 }

@@ -61,6 +61,10 @@ func TestSignerVerify(t *testing.T) {
 		{"not base64", "!!!." + payload + "." + sig, now, errTokenMalformed},
 		{"empty", "", now, errTokenMalformed},
 		{"huge", strings.Repeat("a", maxTokenLength+1), now, errTokenMalformed},
+		// The genuine token is remembered as verified by now: a token that
+		// differs from it in one byte is not taken for it.
+		{"last byte of the signature changed", token[:len(token)-1] + string(token[len(token)-1]^1), now, errTokenSignature},
+		{"first byte changed", string(token[0]^1) + token[1:], now, errTokenMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +74,77 @@ func TestSignerVerify(t *testing.T) {
 			}
 		})
 	}
+	// Verified again and again (remembered), the token keeps its claims.
+	for range 3 {
+		if got, err := s.verify(token, now); err != nil || got != claims {
+			t.Fatalf("verify again: %+v, %v; want %+v", got, err, claims)
+		}
+	}
+}
+
+func TestSignerRemembersOnlyGoodTokens(t *testing.T) {
+	s, err := newSigner(ed25519.NewKeyFromSeed(seed(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	// An expired token with a good signature is remembered as verified,
+	// and refused every time; a bad one is never remembered.
+	old, _ := s.sign(tokenClaims{Subject: "c", Expires: now.Unix() - 1})
+	head, payload, sig := splitToken(t, old)
+	bad := head + "." + payload + "." + sig[:len(sig)-2] + "AA"
+	for range 2 {
+		if _, err := s.verify(old, now); !errors.Is(err, errTokenExpired) {
+			t.Fatalf("expired token: %v, want %v", err, errTokenExpired)
+		}
+		if _, err := s.verify(bad, now); !errors.Is(err, errTokenSignature) {
+			t.Fatalf("bad signature: %v, want %v", err, errTokenSignature)
+		}
+	}
+	for i := range s.verified {
+		if v := s.verified[i].Load(); v != nil && v.token == bad {
+			t.Fatal("a token with a bad signature is remembered as verified")
+		}
+	}
+}
+
+func TestEqualConstantTime(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{{"", "", true}, {"abc", "abc", true}, {"abc", "abd", false}, {"abc", "ab", false}, {"xbc", "abc", false}} {
+		if got := equalConstantTime(tt.a, tt.b); got != tt.want {
+			t.Errorf("equalConstantTime(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkVerify measures checking an access token, as every API call
+// does: the first time (a signature check), and again (remembered).
+func BenchmarkVerify(b *testing.B) {
+	s, err := newSigner(ed25519.NewKeyFromSeed(seed(5)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	token, _ := s.sign(tokenClaims{Subject: "client-1", Organization: "org-1", Expires: now.Add(time.Hour).Unix(), ID: "jti"})
+	b.Run("first", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			clear(s.verified[:])
+			if _, err := s.verify(token, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("again", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.verify(token, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func TestSignerRejectsBadKey(t *testing.T) {

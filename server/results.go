@@ -217,9 +217,14 @@ type tableView struct {
 	noClient, noMethod, noTemplate bool
 }
 
-// newTable builds the table of rows as view shows them. It fails on a date
-// that JSON cannot hold (a year past 9999).
-func newTable(rows []apiusage.Row, view tableView) (*table, error) {
+// clientNamer tells the name rows show for a client: name when ok, and the
+// name the row has otherwise. newTable asks it once per client.
+type clientNamer func(id string) (name string, ok bool, err error)
+
+// newTable builds the table of rows as view shows them, their clients named
+// by names (nil: as the rows name them). It fails on a date that JSON
+// cannot hold (a year past 9999), and on an error of names.
+func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, error) {
 	t := &table{enc: view.m, rows: make([]tableRow, len(rows))}
 	in := interners.Get().(*interner)
 	defer in.release()
@@ -243,8 +248,16 @@ func newTable(rows []apiusage.Row, view tableView) (*table, error) {
 	for i := range rows {
 		r, out := &rows[i], &t.rows[i]
 		if !view.noClient {
-			out.str[colClientID] = col(colClientID, r.ClientID)
-			out.str[colClientName] = col(colClientName, r.ClientName)
+			id := col(colClientID, r.ClientID)
+			out.str[colClientID] = id
+			name, err := in.name(id, r, names)
+			if err != nil {
+				return nil, err
+			}
+			if name == ownName {
+				name = col(colClientName, r.ClientName)
+			}
+			out.str[colClientName] = name
 		}
 		out.str[colOrganization] = col(colOrganization, r.OrganizationID)
 		out.str[colUser] = col(colUser, r.UserID)
@@ -281,6 +294,42 @@ func newTable(rows []apiusage.Row, view tableView) (*table, error) {
 	return t, nil
 }
 
+// ownName is what interner.name says of a client whose rows keep their own
+// name.
+const ownName = ^uint32(0)
+
+// name returns the index of the name rows of the client with the id at
+// index id show, or ownName when they keep their own; it asks names once per
+// client.
+func (in *interner) name(id uint32, r *apiusage.Row, names clientNamer) (uint32, error) {
+	if names == nil || id == 0 {
+		return ownName, nil
+	}
+	if int(id) >= len(in.names) {
+		in.names = append(in.names, make([]uint32, len(in.offs)-len(in.names))...)
+	}
+	// names holds 0 until asked, then 1 for the row's own name, or the
+	// index of the name plus 2.
+	switch n := in.names[id]; n {
+	case 0:
+	case 1:
+		return ownName, nil
+	default:
+		return n - 2, nil
+	}
+	name, ok, err := names(r.ClientID)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		in.names[id] = 1
+		return ownName, nil
+	}
+	n := in.intern(name)
+	in.names[id] = n + 2
+	return n, nil
+}
+
 // interner gives each distinct string of a table its index. Most lookups
 // are of the same few ids, templates and methods again and again: a small
 // direct-mapped cache answers them before the map, comparing the strings
@@ -295,6 +344,8 @@ type interner struct {
 	offs  []uint32
 	index map[string]uint32
 	dates map[time.Time]uint32
+	// names are the names of clients, by the index of their id (see name).
+	names []uint32
 	cache [1 << cacheBits]struct {
 		s string
 		i uint32
@@ -310,7 +361,7 @@ var interners = sync.Pool{New: func() any {
 // release clears in and puts it back in the pool.
 func (in *interner) release() {
 	in.t = nil
-	in.strs, in.offs = in.strs[:0], in.offs[:0]
+	in.strs, in.offs, in.names = in.strs[:0], in.offs[:0], in.names[:0]
 	clear(in.index)
 	clear(in.dates)
 	clear(in.cache[:])

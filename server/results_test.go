@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -16,7 +17,7 @@ func testResult(tb testing.TB, id, org string, n int, expires time.Time) *result
 	for i := range rows {
 		rows[i] = apiusage.Row{ClientID: fmt.Sprintf("client-%d", i), Counts: apiusage.Counts{Requests: int64(i + 1)}}
 	}
-	t, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityNone))
+	t, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityNone), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -161,5 +162,39 @@ func TestTableBytes(t *testing.T) {
 	}
 	if got := int64(cap(tab.strs)) + 4*int64(cap(tab.offs)); got != int64(len(tab.strs))+4*int64(len(tab.offs)) {
 		t.Fatalf("the strings of a table are kept with spare capacity: %d bytes for %d", got, len(tab.strs)+4*len(tab.offs))
+	}
+}
+
+func TestTableNamesClients(t *testing.T) {
+	rows := []apiusage.Row{
+		{ClientID: "mine", ClientName: "old name"}, {ClientID: "theirs", ClientName: "their name"},
+		{ClientID: "mine", ClientName: "old name"}, {ClientID: ""}, {ClientID: "theirs", ClientName: "their name"},
+		{ClientID: "mine", ClientName: "old name"},
+	}
+	asked := map[string]int{}
+	names := func(id string) (string, bool, error) {
+		asked[id]++
+		if id == "mine" {
+			return "current name", true, nil
+		}
+		return "", false, nil
+	}
+	view := queryView(apiusage.AllMetrics, apiusage.GranularityNone)
+	tab, err := newTable(rows, view, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`"current name"`, `"their name"`, `"current name"`, `""`, `"their name"`, `"current name"`}
+	for i, w := range want {
+		if got := string(tab.str(tab.rows[i].str[colClientName])); got != w {
+			t.Errorf("row %d: name %s, want %s", i, got, w)
+		}
+	}
+	if asked["mine"] != 1 || asked["theirs"] != 1 || len(asked) != 2 {
+		t.Errorf("asked %v, want each client once and never the empty id", asked)
+	}
+	fail := errors.New("directory down")
+	if _, err := newTable(rows, view, func(string) (string, bool, error) { return "", false, fail }); !errors.Is(err, fail) {
+		t.Fatalf("err %v, want %v", err, fail)
 	}
 }

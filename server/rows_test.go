@@ -233,7 +233,7 @@ func encodeQuery(tb testing.TB, x apiusage.Execution) []byte {
 	if x.Status != apiusage.StatusComplete {
 		return unfinishedBody(x).b
 	}
-	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay))
+	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func encodeSearch(tb testing.TB, x apiusage.Execution, offset, size int) []byte 
 	if x.Status != apiusage.StatusComplete {
 		return unfinishedBody(x).b
 	}
-	t, err := newTable(x.Rows, searchView(x.Columns))
+	t, err := newTable(x.Rows, searchView(x.Columns), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestWriteResultsInChunks(t *testing.T) {
 
 func TestWriteResultsStopsAtAWriteError(t *testing.T) {
 	x := largeResult()
-	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay))
+	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestQueryResultsFailOnAnUnencodableDate(t *testing.T) {
 	// Time.MarshalJSON refuses years past 9999; encoding/json failed the
 	// same way, but after the 200 was sent; now the execution fails.
 	rows := []apiusage.Row{{Date: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
-	if tab, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityDay)); err == nil {
+	if tab, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityDay), nil); err == nil {
 		t.Fatalf("table of %d rows, want an error", len(tab.rows))
 	}
 }
@@ -462,7 +462,7 @@ func largeResult() apiusage.Execution {
 func largeTable(tb testing.TB) *table {
 	tb.Helper()
 	x := largeResult()
-	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay))
+	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func BenchmarkBuildTable(b *testing.B) {
 	var t *table
 	for b.Loop() {
 		var err error
-		if t, err = newTable(x.Rows, view); err != nil {
+		if t, err = newTable(x.Rows, view, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -295,16 +295,13 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 			}
 		}()
 		rows, err := work(ctx)
-		if err == nil {
-			err = s.nameClients(ctx, x.OrganizationID, rows)
-		}
 		if err != nil {
 			return nil, err
 		}
 		// Dates are written as the contract's 2020-02-02T00:00:00Z: UTC
 		// (newTable formats them so), and nothing without a granularity
 		// (the view says).
-		return newTable(rows, view)
+		return newTable(rows, view, s.clientNames(ctx, x.OrganizationID))
 	}()
 	s.metrics.queryDuration.WithLabelValues(string(x.Kind)).Observe(time.Since(started).Seconds())
 	now := s.cfg.Now()
@@ -327,35 +324,22 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 	}
 }
 
-// nameClients sets each row's client name to the registered client's current
-// name, and keeps the name the events gave otherwise. Only clients of the
-// execution's organization are looked up: a client of another organization
-// that made requests here keeps the name its events gave, so that the
-// registry does not tell one tenant another's client names.
-func (s *Server) nameClients(ctx context.Context, org string, rows []apiusage.Row) error {
-	names := map[string]*string{}
-	for i := range rows {
-		id := rows[i].ClientID
-		if id == "" {
-			continue
-		}
-		name, ok := names[id]
-		if !ok {
-			c, err := s.dir.Client(ctx, id)
-			switch {
-			case err == nil && c.OrganizationID == org:
-				name = &c.Name
-			case err == nil, apiusage.ErrorCode(err) == apiusage.CodeNotFound:
-			default:
-				return wrap("load client", err)
-			}
-			names[id] = name
-		}
-		if name != nil {
-			rows[i].ClientName = *name
+// clientNames returns the namer of an execution's rows: a client of the
+// execution's organization is shown by its registered current name, and any
+// other keeps the name its events gave, so that the registry does not tell
+// one tenant another's client names.
+func (s *Server) clientNames(ctx context.Context, org string) clientNamer {
+	return func(id string) (string, bool, error) {
+		c, err := s.dir.Client(ctx, id)
+		switch {
+		case err == nil && c.OrganizationID == org:
+			return c.Name, true, nil
+		case err == nil, apiusage.ErrorCode(err) == apiusage.CodeNotFound:
+			return "", false, nil
+		default:
+			return "", false, wrap("load client", err)
 		}
 	}
-	return nil
 }
 
 // execution returns the execution with the id for the caller, when it is of

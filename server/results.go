@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -161,17 +162,24 @@ func (s *resultStore) get(id string) *result {
 }
 
 // table is a result's rows, compact and ready to encode: each distinct
-// string once, already encoded as a JSON string, and each row as the indexes
-// of its strings and its counts. A row of the result as apiusage.Row takes
-// 168 bytes and seven pointers for the garbage collector to follow; here it
-// takes 80 and none, and encoding it copies bytes instead of escaping
-// strings again on every poll.
+// string once, already encoded as a JSON string, and each row as the
+// indexes of its strings and its counts, bit-packed into as few 64-bit
+// words as the largest value of each field needs (the 90-day organization
+// query's rows take 16 bytes each). A row as apiusage.Row takes 168 bytes
+// and seven pointers for the garbage collector to follow; and on this kind
+// of machine every fresh page a result is kept in costs a page fault, so
+// the smaller the table, the sooner it is built. Encoding a row copies
+// bytes instead of escaping strings again on every poll.
 type table struct {
 	// strs holds the JSON string literals (quotes included) end to end;
 	// string i is strs[offs[i]:offs[i+1]]. String 0 is `""`.
 	strs []byte
 	offs []uint32
-	rows []tableRow
+	// n rows of words words each, in packed.
+	n, words int
+	packed   []uint64
+	// fields says where each field is in a row's words.
+	fields [numFields]field
 	// enc writes the rows: which metrics they show.
 	enc metricSet
 	// bodyLen is the length of the whole results body of the rows (as
@@ -180,8 +188,9 @@ type table struct {
 	bodyLen int
 }
 
-// The fields of a row, in the order rows show them; the indexes of
-// tableRow.str.
+// The fields of a row: the indexes of its strings, in the order rows show
+// them (0, the empty string, for a dimension not shown; for colDate, no
+// date), then its counts.
 const (
 	colClientID = iota
 	colClientName
@@ -191,22 +200,62 @@ const (
 	colMethod
 	colDate
 	numCols
+	fStatus200 = iota - 1
+	fStatus300
+	fStatus400
+	fStatus500
+	fStatus429
+	fRequests
+	numFields
 )
 
-// tableRow is one row: the indexes of its strings (0, the empty string, for
-// a dimension not shown; and for colDate, no date) and its counts.
-type tableRow struct {
-	str    [numCols]uint32
-	counts apiusage.Counts
+// field is where a field is: (word >> shift) & mask of a row's words.
+type field struct {
+	word  int
+	shift uint
+	mask  uint64
 }
 
+// get returns field f of the row whose words are w.
+func (f *field) get(w []uint64) uint64 { return w[f.word] >> f.shift & f.mask }
+
+// row returns the words of row i.
+func (t *table) row(i int) []uint64 { return t.packed[i*t.words : (i+1)*t.words] }
+
 // str returns the JSON of string i.
-func (t *table) str(i uint32) []byte { return t.strs[t.offs[i]:t.offs[i+1]] }
+func (t *table) str(i uint64) []byte { return t.strs[t.offs[i]:t.offs[i+1]] }
 
 // bytes is the memory t holds, as the budget counts it.
 func (t *table) bytes() int64 {
 	const fixed = int64(unsafe.Sizeof(table{}) + unsafe.Sizeof(result{}) + 64)
-	return fixed + int64(cap(t.strs)) + 4*int64(cap(t.offs)) + int64(unsafe.Sizeof(tableRow{}))*int64(cap(t.rows))
+	return fixed + int64(cap(t.strs)) + 4*int64(cap(t.offs)) + 8*int64(cap(t.packed))
+}
+
+// layout places fields of the given widths in bits into 64-bit words, the
+// widest first, each into the first word with room (first-fit decreasing),
+// and returns how many words a row takes (at least one).
+func layout(widths [numFields]int) ([numFields]field, int) {
+	var fields [numFields]field
+	order := make([]int, numFields)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return widths[b] - widths[a] })
+	var used []int
+	for _, f := range order {
+		w := widths[f]
+		if w == 0 {
+			continue // always 0: mask 0 in word 0
+		}
+		word := slices.IndexFunc(used, func(u int) bool { return u+w <= 64 })
+		if word < 0 {
+			word = len(used)
+			used = append(used, 0)
+		}
+		fields[f] = field{word: word, shift: uint(used[word]), mask: ^uint64(0) >> (64 - w)}
+		used[word] += w
+	}
+	return fields, max(len(used), 1)
 }
 
 // tableView says which of the rows' fields a table shows.
@@ -224,12 +273,18 @@ type clientNamer func(id string) (name string, ok bool, err error)
 // newTable builds the table of rows as view shows them, their clients named
 // by names (nil: as the rows name them). It fails on a date that JSON
 // cannot hold (a year past 9999), and on an error of names.
+//
+// It makes two passes: the first gives every string its index, into the
+// interner's scratch (memory reused from result to result), and finds the
+// largest value of each field; the second packs the rows, as narrow as
+// those values allow, into the one allocation that is kept.
 func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, error) {
-	t := &table{enc: view.m, rows: make([]tableRow, len(rows))}
+	t := &table{enc: view.m, n: len(rows)}
 	in := interners.Get().(*interner)
 	defer in.release()
-	in.t = t
 	in.add(`""`)
+	idx := slices.Grow(in.scratch[:0], numCols*len(rows))[:numCols*len(rows)]
+	in.scratch = idx
 	var lastDate time.Time
 	var lastDateIdx uint32
 	// prev are the strings of the row before, by column: rows come sorted
@@ -245,11 +300,15 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 		prev[c], prevIdx[c] = s, i
 		return i
 	}
+	// ors are the fields' values or-ed together: their bit length is the
+	// largest value's.
+	var ors [numFields]uint64
 	for i := range rows {
-		r, out := &rows[i], &t.rows[i]
+		r, out := &rows[i], idx[i*numCols:(i+1)*numCols:(i+1)*numCols]
+		clear(out)
 		if !view.noClient {
 			id := col(colClientID, r.ClientID)
-			out.str[colClientID] = id
+			out[colClientID] = id
 			name, err := in.name(id, r, names)
 			if err != nil {
 				return nil, err
@@ -257,41 +316,82 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 			if name == ownName {
 				name = col(colClientName, r.ClientName)
 			}
-			out.str[colClientName] = name
+			out[colClientName] = name
 		}
-		out.str[colOrganization] = col(colOrganization, r.OrganizationID)
-		out.str[colUser] = col(colUser, r.UserID)
+		out[colOrganization] = col(colOrganization, r.OrganizationID)
+		out[colUser] = col(colUser, r.UserID)
 		if !view.noTemplate {
-			out.str[colTemplate] = col(colTemplate, r.TemplateURI)
+			out[colTemplate] = col(colTemplate, r.TemplateURI)
 		}
 		if !view.noMethod {
-			out.str[colMethod] = col(colMethod, r.Method)
+			out[colMethod] = col(colMethod, r.Method)
 		}
 		if view.m.date && !r.Date.IsZero() {
 			// Rows of a result share a few dates, mostly in runs; equal
 			// values (location included) format the same.
 			if lastDateIdx == 0 || r.Date != lastDate {
-				idx, ok := in.dates[r.Date]
+				d, ok := in.dates[r.Date]
 				if !ok {
 					// Time's own MarshalJSON, so the bytes are
 					// encoding/json's; in UTC, as the contract writes
 					// dates.
-					d, err := r.Date.UTC().MarshalJSON()
+					j, err := r.Date.UTC().MarshalJSON()
 					if err != nil {
 						return nil, fmt.Errorf("encode date: %w", err)
 					}
-					idx = in.add(string(d))
-					in.dates[r.Date] = idx
+					d = in.add(string(j))
+					in.dates[r.Date] = d
 				}
-				lastDate, lastDateIdx = r.Date, idx
+				lastDate, lastDateIdx = r.Date, d
 			}
-			out.str[colDate] = lastDateIdx
+			out[colDate] = lastDateIdx
 		}
-		out.counts = r.Counts
+		for c, v := range out {
+			ors[c] |= uint64(v)
+		}
+		c := &r.Counts
+		ors[fStatus200] |= uint64(c.Status200)
+		ors[fStatus300] |= uint64(c.Status300)
+		ors[fStatus400] |= uint64(c.Status400)
+		ors[fStatus500] |= uint64(c.Status500)
+		ors[fStatus429] |= uint64(c.Status429)
+		ors[fRequests] |= uint64(c.Requests)
 	}
-	in.done()
+	// Metrics not shown are not kept.
+	m := &view.m
+	for f, shown := range map[int]bool{fStatus200: m.status200, fStatus300: m.status300, fStatus400: m.status400,
+		fStatus500: m.status500, fStatus429: m.status429, fRequests: m.requests} {
+		if !shown {
+			ors[f] = 0
+		}
+	}
+	var widths [numFields]int
+	for f, v := range ors {
+		widths[f] = bits.Len64(v)
+	}
+	t.fields, t.words = layout(widths)
+	in.done(t)
+	t.packed = make([]uint64, t.words*len(rows))
+	for i := range rows {
+		w, out, c := t.row(i), idx[i*numCols:(i+1)*numCols], &rows[i].Counts
+		for col, v := range out {
+			t.put(w, col, uint64(v))
+		}
+		t.put(w, fStatus200, uint64(c.Status200))
+		t.put(w, fStatus300, uint64(c.Status300))
+		t.put(w, fStatus400, uint64(c.Status400))
+		t.put(w, fStatus500, uint64(c.Status500))
+		t.put(w, fStatus429, uint64(c.Status429))
+		t.put(w, fRequests, uint64(c.Requests))
+	}
 	t.bodyLen = t.measure()
 	return t, nil
+}
+
+// put sets field f of the row whose words are w to v (which fits).
+func (t *table) put(w []uint64, f int, v uint64) {
+	fl := &t.fields[f]
+	w[fl.word] |= (v & fl.mask) << fl.shift
 }
 
 // ownName is what interner.name says of a client whose rows keep their own
@@ -337,13 +437,14 @@ func (in *interner) name(id uint32, r *apiusage.Row, names clientNamer) (uint32,
 // Interners are pooled: the cache is too large to allocate for every
 // result.
 type interner struct {
-	t *table
 	// strs and offs are built here, in memory reused from result to
 	// result, and copied to the table at their size when done.
-	strs  []byte
-	offs  []uint32
-	index map[string]uint32
-	dates map[time.Time]uint32
+	strs []byte
+	offs []uint32
+	// scratch holds the rows' string indexes between newTable's passes.
+	scratch []uint32
+	index   map[string]uint32
+	dates   map[time.Time]uint32
 	// names are the names of clients, by the index of their id (see name).
 	names []uint32
 	cache [1 << cacheBits]struct {
@@ -360,7 +461,6 @@ var interners = sync.Pool{New: func() any {
 
 // release clears in and puts it back in the pool.
 func (in *interner) release() {
-	in.t = nil
 	in.strs, in.offs, in.names = in.strs[:0], in.offs[:0], in.names[:0]
 	clear(in.index)
 	clear(in.dates)
@@ -416,8 +516,7 @@ func (in *interner) add(lit string) uint32 {
 
 // done gives the table its strings, at their size: a table is kept for as
 // long as its execution, and the budget counts capacity.
-func (in *interner) done() {
-	t := in.t
+func (in *interner) done(t *table) {
 	t.strs, t.offs = make([]byte, len(in.strs)), make([]uint32, len(in.offs))
 	copy(t.strs, in.strs)
 	copy(t.offs, in.offs)
@@ -447,39 +546,39 @@ const (
 // reference service: the dimension fields always, empty when not shown; the
 // metrics and the date only when asked for.
 func (t *table) appendRow(b []byte, i int) []byte {
-	r := &t.rows[i]
+	w, f := t.row(i), &t.fields
 	b = append(b, rowClientID...)
-	b = append(b, t.str(r.str[colClientID])...)
+	b = append(b, t.str(f[colClientID].get(w))...)
 	b = append(b, rowClientName...)
-	b = append(b, t.str(r.str[colClientName])...)
+	b = append(b, t.str(f[colClientName].get(w))...)
 	b = append(b, rowOrganization...)
-	b = append(b, t.str(r.str[colOrganization])...)
+	b = append(b, t.str(f[colOrganization].get(w))...)
 	b = append(b, rowUser...)
-	b = append(b, t.str(r.str[colUser])...)
+	b = append(b, t.str(f[colUser].get(w))...)
 	b = append(b, rowTemplate...)
-	b = append(b, t.str(r.str[colTemplate])...)
+	b = append(b, t.str(f[colTemplate].get(w))...)
 	b = append(b, rowMethod...)
-	b = append(b, t.str(r.str[colMethod])...)
-	m, c := &t.enc, &r.counts
+	b = append(b, t.str(f[colMethod].get(w))...)
+	m := &t.enc
 	if m.status200 {
-		b = appendInt(append(b, rowStatus200...), c.Status200)
+		b = appendInt(append(b, rowStatus200...), int64(f[fStatus200].get(w)))
 	}
 	if m.status300 {
-		b = appendInt(append(b, rowStatus300...), c.Status300)
+		b = appendInt(append(b, rowStatus300...), int64(f[fStatus300].get(w)))
 	}
 	if m.status400 {
-		b = appendInt(append(b, rowStatus400...), c.Status400)
+		b = appendInt(append(b, rowStatus400...), int64(f[fStatus400].get(w)))
 	}
 	if m.status500 {
-		b = appendInt(append(b, rowStatus500...), c.Status500)
+		b = appendInt(append(b, rowStatus500...), int64(f[fStatus500].get(w)))
 	}
 	if m.status429 {
-		b = appendInt(append(b, rowStatus429...), c.Status429)
+		b = appendInt(append(b, rowStatus429...), int64(f[fStatus429].get(w)))
 	}
 	if m.requests {
-		b = appendInt(append(b, rowRequests...), c.Requests)
+		b = appendInt(append(b, rowRequests...), int64(f[fRequests].get(w)))
 	}
-	if d := r.str[colDate]; d != 0 {
+	if d := f[colDate].get(w); d != 0 {
 		b = append(append(b, rowDate...), t.str(d)...)
 	}
 	return append(b, '}')
@@ -497,43 +596,46 @@ func (t *table) appendRows(b []byte, from, to int) []byte {
 	return b
 }
 
+// strLen is the length of the JSON of string i.
+func (t *table) strLen(i uint64) int { return int(t.offs[i+1] - t.offs[i]) }
+
 // rowLen is the length of row i as appendRow writes it.
 func (t *table) rowLen(i int) int {
 	const fixed = len(rowClientID+rowClientName+rowOrganization+rowUser+rowTemplate+rowMethod) + len("}")
-	r := &t.rows[i]
+	w, f := t.row(i), &t.fields
 	n := fixed
-	for _, s := range r.str[:colDate] {
-		n += int(t.offs[s+1] - t.offs[s])
+	for c := range colDate {
+		n += t.strLen(f[c].get(w))
 	}
-	m, c := &t.enc, &r.counts
+	m := &t.enc
 	if m.status200 {
-		n += len(rowStatus200) + intLen(c.Status200)
+		n += len(rowStatus200) + intLen(int64(f[fStatus200].get(w)))
 	}
 	if m.status300 {
-		n += len(rowStatus300) + intLen(c.Status300)
+		n += len(rowStatus300) + intLen(int64(f[fStatus300].get(w)))
 	}
 	if m.status400 {
-		n += len(rowStatus400) + intLen(c.Status400)
+		n += len(rowStatus400) + intLen(int64(f[fStatus400].get(w)))
 	}
 	if m.status500 {
-		n += len(rowStatus500) + intLen(c.Status500)
+		n += len(rowStatus500) + intLen(int64(f[fStatus500].get(w)))
 	}
 	if m.status429 {
-		n += len(rowStatus429) + intLen(c.Status429)
+		n += len(rowStatus429) + intLen(int64(f[fStatus429].get(w)))
 	}
 	if m.requests {
-		n += len(rowRequests) + intLen(c.Requests)
+		n += len(rowRequests) + intLen(int64(f[fRequests].get(w)))
 	}
-	if d := r.str[colDate]; d != 0 {
-		n += len(rowDate) + int(t.offs[d+1]-t.offs[d])
+	if d := f[colDate].get(w); d != 0 {
+		n += len(rowDate) + t.strLen(d)
 	}
 	return n
 }
 
 // measure returns the length of the results body of every row.
 func (t *table) measure() int {
-	n := len(resultsStart) + len(resultsEnd) + max(len(t.rows)-1, 0)
-	for i := range t.rows {
+	n := len(resultsStart) + len(resultsEnd) + max(t.n-1, 0)
+	for i := range t.n {
 		n += t.rowLen(i)
 	}
 	return n

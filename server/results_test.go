@@ -102,8 +102,8 @@ func TestResultStore(t *testing.T) {
 		want:   []string{"a1", "b1"}, evicted: 1,
 	}, {
 		name:   "a large new result over its organization's share is dropped itself, not others' within theirs",
-		budget: 10 * unit,
-		puts:   []put{{"a1", "A", 200, true}, {"a2", "A", 200, true}, {"b1", "B", 700, false}},
+		budget: 16 * unit,
+		puts:   []put{{"a1", "A", 200, true}, {"a2", "A", 200, true}, {"b1", "B", 1500, false}},
 		want:   []string{"a1", "a2"}, evicted: 1,
 	}} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +156,7 @@ func TestTableBytes(t *testing.T) {
 	// A row kept takes far less than an apiusage.Row and its strings, and
 	// the count is what the table holds.
 	tab := largeTable(t)
-	perRow := float64(tab.bytes()) / float64(len(tab.rows))
+	perRow := float64(tab.bytes()) / float64(tab.n)
 	if perRow > 96 {
 		t.Fatalf("%.1f bytes a row kept, want at most 96", perRow)
 	}
@@ -186,7 +186,7 @@ func TestTableNamesClients(t *testing.T) {
 	}
 	want := []string{`"current name"`, `"their name"`, `"current name"`, `""`, `"their name"`, `"current name"`}
 	for i, w := range want {
-		if got := string(tab.str(tab.rows[i].str[colClientName])); got != w {
+		if got := string(tab.str(tab.fields[colClientName].get(tab.row(i)))); got != w {
 			t.Errorf("row %d: name %s, want %s", i, got, w)
 		}
 	}

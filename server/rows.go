@@ -120,7 +120,7 @@ func unfinishedBody(x apiusage.Execution) resultsBody {
 // included: the bytes writeResults streams, whole.
 func appendResultsBody(b []byte, t *table) []byte {
 	b = append(b, resultsStart...)
-	b = t.appendRows(b, 0, len(t.rows))
+	b = t.appendRows(b, 0, t.n)
 	return append(b, resultsEnd...)
 }
 
@@ -129,7 +129,7 @@ func writeResults(w io.Writer, t *table) error {
 	buf := chunkBuffers.Get().(*[]byte)
 	defer chunkBuffers.Put(buf)
 	b := append((*buf)[:0], resultsStart...)
-	for i := range t.rows {
+	for i := range t.n {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -166,12 +166,12 @@ func (s *Server) queryResults(x apiusage.Execution) (int, any, error) {
 // starts at offset. Pages are small (maxPageSize rows), so each is encoded
 // when asked for.
 func searchPage(t *table, executionID string, offset, size int) []byte {
-	end := min(offset+size, len(t.rows))
+	end := min(offset+size, t.n)
 	b := make([]byte, 0, 128+256*(end-offset))
 	b = append(b, resultsStart...)
 	b = t.appendRows(b, offset, end)
 	b = append(b, `],"queryStatus":"Complete"`...)
-	if end < len(t.rows) {
+	if end < t.n {
 		b = append(b, `,"cursors":{"after":`...)
 		b = appendString(b, makeCursor(executionID, end))
 		b = append(b, '}')

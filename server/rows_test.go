@@ -392,7 +392,7 @@ func TestQueryResultsFailOnAnUnencodableDate(t *testing.T) {
 	// same way, but after the 200 was sent; now the execution fails.
 	rows := []apiusage.Row{{Date: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	if tab, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityDay), nil); err == nil {
-		t.Fatalf("table of %d rows, want an error", len(tab.rows))
+		t.Fatalf("table of %d rows, want an error", tab.n)
 	}
 }
 
@@ -482,7 +482,7 @@ func BenchmarkBuildTable(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(t.bytes())/float64(len(t.rows)), "kept-B/row")
+	b.ReportMetric(float64(t.bytes())/float64(t.n), "kept-B/row")
 }
 
 // BenchmarkEncodeResults measures encoding a 150,000-row result: impl=json

@@ -314,7 +314,7 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 		x.Status = apiusage.StatusComplete
 		if !s.results.put(&result{id: x.ID, org: x.OrganizationID, expires: x.Expires, rows: t}, now) {
 			s.log.Warn("result dropped at once: larger than the memory for results",
-				"executionId", x.ID, "organizationId", x.OrganizationID, "rows", len(t.rows), "bytes", t.bytes())
+				"executionId", x.ID, "organizationId", x.OrganizationID, "rows", t.n, "bytes", t.bytes())
 		}
 	}
 	s.metrics.executionsDone.WithLabelValues(string(x.Status)).Inc()
@@ -410,7 +410,7 @@ func (s *Server) handleSimpleSearchResults() apiFunc {
 		}
 		offset := 0
 		if v := params.Get("after"); v != "" {
-			if offset, err = parseCursor(v, x.ID, len(res.rows.rows)); err != nil {
+			if offset, err = parseCursor(v, x.ID, res.rows.n); err != nil {
 				return 0, nil, err
 			}
 		}

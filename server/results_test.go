@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"testing"
 	"time"
@@ -157,8 +158,8 @@ func TestTableBytes(t *testing.T) {
 	// the count is what the table holds.
 	tab := largeTable(t)
 	perRow := float64(tab.bytes()) / float64(tab.n)
-	if perRow > 96 {
-		t.Fatalf("%.1f bytes a row kept, want at most 96", perRow)
+	if perRow > 24 {
+		t.Fatalf("%.1f bytes a row kept, want at most 24", perRow)
 	}
 	if got := int64(cap(tab.strs)) + 4*int64(cap(tab.offs)); got != int64(len(tab.strs))+4*int64(len(tab.offs)) {
 		t.Fatalf("the strings of a table are kept with spare capacity: %d bytes for %d", got, len(tab.strs)+4*len(tab.offs))
@@ -196,5 +197,38 @@ func TestTableNamesClients(t *testing.T) {
 	fail := errors.New("directory down")
 	if _, err := newTable(rows, view, func(string) (string, bool, error) { return "", false, fail }); !errors.Is(err, fail) {
 		t.Fatalf("err %v, want %v", err, fail)
+	}
+}
+
+func TestLayout(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		widths [numFields]int
+		words  int
+	}{
+		{"nothing to keep", [numFields]int{}, 1},
+		{"a typical row in two words", [numFields]int{8, 8, 0, 0, 9, 3, 7, 13, 2, 10, 8, 8, 13}, 2},
+		{"every field 64 bits", [numFields]int{64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64}, numFields},
+		{"first fit fills gaps", [numFields]int{40, 30, 24, 20, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fields, words := layout(tt.widths)
+			if words != tt.words {
+				t.Fatalf("%d words, want %d", words, tt.words)
+			}
+			// Fields neither overlap nor leave their word, and each
+			// holds its width.
+			used := make([]uint64, words)
+			for f, fl := range fields {
+				if bits.OnesCount64(fl.mask) != tt.widths[f] || fl.shift+uint(tt.widths[f]) > 64 {
+					t.Fatalf("field %d: mask %x shift %d for %d bits", f, fl.mask, fl.shift, tt.widths[f])
+				}
+				bitsOf := fl.mask << fl.shift
+				if used[fl.word]&bitsOf != 0 {
+					t.Fatalf("field %d overlaps another in word %d", f, fl.word)
+				}
+				used[fl.word] |= bitsOf
+			}
+		})
 	}
 }

@@ -104,6 +104,10 @@ func (s *resultStore) put(r *result, now time.Time) bool {
 	s.total += size
 	s.byID[r.id] = r
 	kept := true
+	if s.total > s.budget && s.lastSweep != now {
+		// Expired results go first, and are not evictions.
+		s.sweep(now)
+	}
 	for s.total > s.budget {
 		share := s.budget / int64(len(s.orgs))
 		var victim *orgResults

@@ -232,3 +232,18 @@ func TestLayout(t *testing.T) {
 		})
 	}
 }
+
+func TestResultStoreFreesExpiredBeforeEvicting(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	unit := testResult(t, "", "", 100, now).rows.bytes()
+	evicted := 0
+	s := newResultStore(2*unit, func() { evicted++ }, func(int64) {})
+	s.put(testResult(t, "a1", "A", 100, now.Add(time.Second)), now)
+	s.put(testResult(t, "a2", "A", 100, now.Add(time.Hour)), now)
+	// Within a minute of the last sweep, but a1 has expired: it makes
+	// room, and nothing is evicted.
+	s.put(testResult(t, "a3", "A", 100, now.Add(time.Hour)), now.Add(2*time.Second))
+	if ids, _ := storeState(t, s); !slices.Equal(ids, []string{"a2", "a3"}) || evicted != 0 {
+		t.Fatalf("kept %v with %d evictions, want [a2 a3] and none", ids, evicted)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,7 @@ type Store struct {
 	closed   bool
 	inflight sync.WaitGroup
 	reqs     chan *prepared
+	scratch  chan *scratch // free list of batch preparation memory
 	done     chan struct{} // closed when the writer has stopped
 	closeErr error         // the writer's final error, read after done
 
@@ -139,6 +141,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		st:      newState(),
 		dd:      newDedup(int64(opts.DedupWindow)),
 		reqs:    make(chan *prepared, maxGroupBatches),
+		scratch: make(chan *scratch, maxScratch),
 		done:    make(chan struct{}),
 		ckDone:  make(chan error, 1),
 
@@ -190,9 +193,11 @@ func (s *Store) Append(ctx context.Context, b apiusage.Batch) (apiusage.Receipt,
 	select {
 	case s.reqs <- p:
 	case <-ctx.Done():
+		s.release(p)
 		return apiusage.Receipt{}, ctx.Err()
 	}
 	err = <-p.done
+	s.release(p)
 	if err != nil {
 		return apiusage.Receipt{}, err
 	}
@@ -277,6 +282,9 @@ type prepared struct {
 	ids       []idEvent
 	names     []nameAt
 	size      int // an upper bound of its encoded size, dictionary included
+	// sc lends the slices and maps above; Append gives it back once the
+	// writer has answered.
+	sc *scratch
 
 	// Set by the writer.
 	newIDs   []idKey
@@ -284,6 +292,64 @@ type prepared struct {
 	answered bool
 	receipt  apiusage.Receipt
 	done     chan error
+}
+
+// scratch is the memory a batch is prepared in, kept from batch to batch
+// (see Store.scratch). Fresh memory is what preparing a batch cost most:
+// the maps rebuilt from nothing each batch spent their time growing and
+// clearing new buckets, and on a VM every first touch of a page faults.
+// clear keeps a map's buckets, so a reused map costs only its probes.
+type scratch struct {
+	ids       []uint32 // numFields dictionary ids per event
+	deltas    []delta
+	index     map[rowKey]int32
+	slim      []delta
+	slimIndex map[rowKey]int32
+	evIDs     []idEvent
+	names     []nameAt
+	// nameOf is, by client id, 1 + the index in names of the name the
+	// batch gives that client, or 0: all zero between batches.
+	nameOf []int32
+}
+
+// Bounds of the scratch kept: how many, and how many events' worth each may
+// hold, so that a rare huge batch does not pin its memory for good.
+const (
+	maxScratch       = 8
+	maxScratchEvents = 1 << 16
+)
+
+// getScratch returns a scratch from the free list, or a new one.
+func (s *Store) getScratch() *scratch {
+	select {
+	case sc := <-s.scratch:
+		return sc
+	default:
+		return &scratch{index: map[rowKey]int32{}, slimIndex: map[rowKey]int32{}}
+	}
+}
+
+// release gives a prepared batch's scratch back once nothing reads it: its
+// Append has its answer (the writer is done with the batch), or the batch
+// never reached the writer.
+func (s *Store) release(p *prepared) {
+	sc := p.sc
+	if sc == nil {
+		return
+	}
+	p.sc = nil
+	if len(p.deltas) > maxScratchEvents || len(p.ids) > maxScratchEvents || cap(sc.ids) > numFields*maxScratchEvents {
+		return
+	}
+	sc.deltas, sc.slim, sc.names = p.deltas[:0], p.slim[:0], p.names[:0]
+	clear(p.ids) // they hold the caller's event ids
+	sc.evIDs = p.ids[:0]
+	clear(sc.index)
+	clear(sc.slimIndex)
+	select {
+	case s.scratch <- sc:
+	default:
+	}
 }
 
 // addDelta adds c to the batch's delta of the hourly row rk and to its delta
@@ -309,18 +375,26 @@ func (p *prepared) addDelta(rk rowKey, c cnt) {
 
 // prepare resolves the batch's strings to dictionary ids and aggregates the
 // events without an id into deltas. New strings get their ids here; the
-// writer logs them before any record that uses them.
+// writer logs them before any record that uses them. The caller releases the
+// result (see release).
 func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error) {
+	sc := s.getScratch()
 	p := &prepared{
 		ctx:       ctx,
 		key:       b.IdempotencyKey,
 		accepted:  len(b.Events),
-		index:     make(map[rowKey]int32, len(b.Events)/4),
-		slimIndex: make(map[rowKey]int32, len(b.Events)/8),
+		deltas:    sc.deltas[:0],
+		index:     sc.index,
+		slim:      sc.slim[:0],
+		slimIndex: sc.slimIndex,
+		ids:       sc.evIDs[:0],
+		names:     sc.names[:0],
+		sc:        sc,
 		done:      make(chan error, 1),
 	}
 	const fields = numFields
-	ids := make([]uint32, fields*len(b.Events))
+	ids := slices.Grow(sc.ids[:0], fields*len(b.Events))[:fields*len(b.Events)]
+	sc.ids = ids
 	fieldsOf := func(e *apiusage.Event) [fields]string {
 		return [fields]string{fOrg: e.OrganizationID, fClient: e.ClientID, fUser: e.UserID,
 			fTmpl: e.TemplateURI, fMethod: e.Method, fName: e.ClientName}
@@ -356,6 +430,7 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 			ids[i*fields+j] = id
 		}
 	}
+	clients := len(s.dict.strs[fClient])
 	s.dict.mu.RUnlock()
 	newBytes := 0
 	if missing > 0 {
@@ -363,6 +438,7 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 		for f := range numFields {
 			if len(s.dict.strs[f])+missing >= unknown {
 				s.dict.mu.Unlock()
+				s.release(p)
 				return nil, errors.New("dictionary full")
 			}
 		}
@@ -377,9 +453,13 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 				}
 			}
 		}
+		clients = len(s.dict.strs[fClient])
 		s.dict.mu.Unlock()
 	}
-	var last map[uint32]nameAt
+	if len(sc.nameOf) < clients {
+		sc.nameOf = slices.Grow(sc.nameOf, clients-len(sc.nameOf))[:clients]
+	}
+	nameOf := sc.nameOf
 	idBytes := 0
 	for i := range b.Events {
 		e := &b.Events[i]
@@ -394,17 +474,22 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 		}
 		p.addDelta(rk, c)
 		if f[fName] != 0 {
-			if last == nil {
-				last = map[uint32]nameAt{}
+			// The last name given wins.
+			n := nameAt{client: f[fClient], name: f[fName], pos: i}
+			if j := nameOf[n.client]; j != 0 {
+				p.names[j-1] = n
+			} else {
+				p.names = append(p.names, n)
+				nameOf[n.client] = int32(len(p.names))
 			}
-			last[f[fClient]] = nameAt{client: f[fClient], name: f[fName], pos: i}
 		}
 	}
-	for _, n := range last {
-		p.names = append(p.names, n)
+	for _, n := range p.names {
+		nameOf[n.client] = 0
 	}
 	p.size = 64 + len(p.key) + newBytes + idBytes + 16*len(p.names) + 48*(len(p.deltas)+len(p.ids))
 	if p.size > maxBatchBytes {
+		s.release(p)
 		return nil, apiusage.Errorf(apiusage.CodeTooLarge, "batch too large to store at once")
 	}
 	return p, nil
@@ -499,8 +584,10 @@ func (s *Store) commit(group []*prepared) {
 	written := 0
 	for _, p := range group {
 		if err := p.ctx.Err(); err != nil {
-			p.done <- err
+			// answered before the answer: once its Append has it, the batch's
+			// scratch is someone else's.
 			p.answered = true
+			p.done <- err
 			continue
 		}
 		if !s.decide(p, now) {

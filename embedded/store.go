@@ -310,6 +310,9 @@ type scratch struct {
 	// nameOf is, by client id, 1 + the index in names of the name the
 	// batch gives that client, or 0: all zero between batches.
 	nameOf []int32
+	// hint maps the batch's apiusage.BatchStrings to ids: by field, in the
+	// order of BatchStrings, the id of each value.
+	hint [6][]uint32
 }
 
 // Bounds of the scratch kept: how many, and how many events' worth each may
@@ -395,66 +398,17 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 	const fields = numFields
 	ids := slices.Grow(sc.ids[:0], fields*len(b.Events))[:fields*len(b.Events)]
 	sc.ids = ids
-	fieldsOf := func(e *apiusage.Event) [fields]string {
-		return [fields]string{fOrg: e.OrganizationID, fClient: e.ClientID, fUser: e.UserID,
-			fTmpl: e.TemplateURI, fMethod: e.Method, fName: e.ClientName}
+	newBytes, clients, hinted, err := s.resolveHint(b, sc, ids)
+	if err != nil {
+		s.release(p)
+		return nil, err
 	}
-	const unknown = math.MaxUint32
-	// Neighbouring events mostly share their organization, client, template
-	// and method, and many have no user or name: remembering each field's
-	// last value skips most dictionary lookups, which dominate this loop.
-	type memo struct {
-		s  string
-		id uint32
-	}
-	var lastSeen [fields]memo
-	missing := 0
-	s.dict.mu.RLock()
-	for i := range b.Events {
-		for j, f := range fieldsOf(&b.Events[i]) {
-			var id uint32
-			switch {
-			case f == "":
-				id = 0
-			case f == lastSeen[j].s:
-				id = lastSeen[j].id
-			default:
-				var ok bool
-				if id, ok = s.dict.ids[j][f]; !ok {
-					id = unknown
-					missing++
-				} else {
-					lastSeen[j] = memo{f, id}
-				}
-			}
-			ids[i*fields+j] = id
+	if !hinted {
+		newBytes, clients, err = s.resolve(b, ids)
+		if err != nil {
+			s.release(p)
+			return nil, err
 		}
-	}
-	clients := len(s.dict.strs[fClient])
-	s.dict.mu.RUnlock()
-	newBytes := 0
-	if missing > 0 {
-		s.dict.mu.Lock()
-		for f := range numFields {
-			if len(s.dict.strs[f])+missing >= unknown {
-				s.dict.mu.Unlock()
-				s.release(p)
-				return nil, errors.New("dictionary full")
-			}
-		}
-		for i := range b.Events {
-			for j, f := range fieldsOf(&b.Events[i]) {
-				if ids[i*fields+j] == unknown {
-					n := len(s.dict.strs[j])
-					ids[i*fields+j] = s.dict.addLocked(j, f)
-					if len(s.dict.strs[j]) > n {
-						newBytes += len(f) + 10
-					}
-				}
-			}
-		}
-		clients = len(s.dict.strs[fClient])
-		s.dict.mu.Unlock()
 	}
 	if len(sc.nameOf) < clients {
 		sc.nameOf = slices.Grow(sc.nameOf, clients-len(sc.nameOf))[:clients]
@@ -493,6 +447,165 @@ func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error
 		return nil, apiusage.Errorf(apiusage.CodeTooLarge, "batch too large to store at once")
 	}
 	return p, nil
+}
+
+// errDictFull is returned when a batch would give a field more ids than a
+// uint32 holds.
+var errDictFull = errors.New("dictionary full")
+
+// unknownID marks a string without a dictionary id yet.
+const unknownID = math.MaxUint32
+
+// resolve writes the dictionary ids of each event's strings to ids,
+// numFields per event, giving new strings their ids. It returns how many
+// bytes the new strings take in the WAL, at most, and how many clients the
+// dictionary then has.
+func (s *Store) resolve(b apiusage.Batch, ids []uint32) (newBytes, clients int, err error) {
+	const fields = numFields
+	fieldsOf := func(e *apiusage.Event) [fields]string {
+		return [fields]string{fOrg: e.OrganizationID, fClient: e.ClientID, fUser: e.UserID,
+			fTmpl: e.TemplateURI, fMethod: e.Method, fName: e.ClientName}
+	}
+	// Neighbouring events mostly share their organization, client, template
+	// and method, and many have no user or name: remembering each field's
+	// last value skips most dictionary lookups, which dominate this loop.
+	type memo struct {
+		s  string
+		id uint32
+	}
+	var lastSeen [fields]memo
+	missing := 0
+	s.dict.mu.RLock()
+	for i := range b.Events {
+		for j, f := range fieldsOf(&b.Events[i]) {
+			var id uint32
+			switch {
+			case f == "":
+				id = 0
+			case f == lastSeen[j].s:
+				id = lastSeen[j].id
+			default:
+				var ok bool
+				if id, ok = s.dict.ids[j][f]; !ok {
+					id = unknownID
+					missing++
+				} else {
+					lastSeen[j] = memo{f, id}
+				}
+			}
+			ids[i*fields+j] = id
+		}
+	}
+	clients = len(s.dict.strs[fClient])
+	s.dict.mu.RUnlock()
+	if missing == 0 {
+		return 0, clients, nil
+	}
+	s.dict.mu.Lock()
+	defer s.dict.mu.Unlock()
+	for f := range numFields {
+		if len(s.dict.strs[f])+missing >= unknownID {
+			return 0, 0, errDictFull
+		}
+	}
+	for i := range b.Events {
+		for j, f := range fieldsOf(&b.Events[i]) {
+			if ids[i*fields+j] == unknownID {
+				n := len(s.dict.strs[j])
+				ids[i*fields+j] = s.dict.addLocked(j, f)
+				if len(s.dict.strs[j]) > n {
+					newBytes += len(f) + 10
+				}
+			}
+		}
+	}
+	return newBytes, len(s.dict.strs[fClient]), nil
+}
+
+// hintFields are the store's fields in the order of
+// apiusage.BatchStrings.
+var hintFields = [6]int{fOrg, fClient, fName, fUser, fTmpl, fMethod}
+
+// resolveHint is resolve with the batch's apiusage.BatchStrings: each
+// distinct value is looked up once, not once per event, which was most of
+// the cost of preparing a batch (hashing and comparing identifiers). The
+// hint is checked first, every event against it, and not used (hinted is
+// false) unless it describes the batch exactly; the check is cheap because
+// a decoder's events hold the very strings of its Values.
+func (s *Store) resolveHint(b apiusage.Batch, sc *scratch, ids []uint32) (newBytes, clients int, hinted bool, err error) {
+	h := b.Strings
+	if h == nil || len(h.Refs) != len(b.Events) {
+		return 0, 0, false, nil
+	}
+	var n [6]uint32
+	for rf := range n {
+		n[rf] = uint32(len(h.Values[rf]))
+		if n[rf] == 0 {
+			return 0, 0, false, nil
+		}
+	}
+	for i := range b.Events {
+		e, r := &b.Events[i], &h.Refs[i]
+		if r[0] >= n[0] || r[1] >= n[1] || r[2] >= n[2] || r[3] >= n[3] || r[4] >= n[4] || r[5] >= n[5] {
+			return 0, 0, false, nil
+		}
+		if e.OrganizationID != h.Values[0][r[0]] || e.ClientID != h.Values[1][r[1]] ||
+			e.ClientName != h.Values[2][r[2]] || e.UserID != h.Values[3][r[3]] ||
+			e.TemplateURI != h.Values[4][r[4]] || e.Method != h.Values[5][r[5]] {
+			return 0, 0, false, nil
+		}
+	}
+	missing := 0
+	s.dict.mu.RLock()
+	for rf, f := range hintFields {
+		g := slices.Grow(sc.hint[rf][:0], len(h.Values[rf]))[:len(h.Values[rf])]
+		sc.hint[rf] = g
+		for j, v := range h.Values[rf] {
+			if v == "" {
+				g[j] = 0
+				continue
+			}
+			id, ok := s.dict.ids[f][v]
+			if !ok {
+				id = unknownID
+				missing++
+			}
+			g[j] = id
+		}
+	}
+	clients = len(s.dict.strs[fClient])
+	s.dict.mu.RUnlock()
+	if missing > 0 {
+		s.dict.mu.Lock()
+		for f := range numFields {
+			if len(s.dict.strs[f])+missing >= unknownID {
+				s.dict.mu.Unlock()
+				return 0, 0, false, errDictFull
+			}
+		}
+		for rf, f := range hintFields {
+			g := sc.hint[rf]
+			for j, v := range h.Values[rf] {
+				if g[j] == unknownID {
+					k := len(s.dict.strs[f])
+					g[j] = s.dict.addLocked(f, v)
+					if len(s.dict.strs[f]) > k {
+						newBytes += len(v) + 10
+					}
+				}
+			}
+		}
+		clients = len(s.dict.strs[fClient])
+		s.dict.mu.Unlock()
+	}
+	org, client, name, user, tmpl, method := sc.hint[0], sc.hint[1], sc.hint[2], sc.hint[3], sc.hint[4], sc.hint[5]
+	for i := range h.Refs {
+		r := &h.Refs[i]
+		o := ids[i*numFields : (i+1)*numFields : (i+1)*numFields]
+		o[fOrg], o[fClient], o[fUser] = org[r[0]], client[r[1]], user[r[3]]
+		o[fTmpl], o[fMethod], o[fName] = tmpl[r[4]], method[r[5]], name[r[2]]
+	}
+	return newBytes, clients, true, nil
 }
 
 // writer is the only goroutine that writes the WAL and changes the state. It

@@ -176,7 +176,7 @@ func TestResolveHintUsedOnlyWhenRight(t *testing.T) {
 			b.Strings = hintOf(b.Events)
 			c.spoil(b.Strings)
 			ids := make([]uint32, numFields*len(b.Events))
-			_, _, hinted, err := s.resolveHint(b, &scratch{}, ids)
+			_, _, hinted, err := s.resolveHint(b, &batchScratch{}, ids)
 			if err != nil || hinted != c.want {
 				t.Fatalf("resolveHint: hinted %v, err %v; want hinted %v", hinted, err, c.want)
 			}

@@ -77,9 +77,9 @@ type Store struct {
 	closed   bool
 	inflight sync.WaitGroup
 	reqs     chan *prepared
-	scratch  chan *scratch // free list of batch preparation memory
-	done     chan struct{} // closed when the writer has stopped
-	closeErr error         // the writer's final error, read after done
+	batches  chan *batchScratch // free list of batch preparation memory
+	done     chan struct{}      // closed when the writer has stopped
+	closeErr error              // the writer's final error, read after done
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	dd        *dedup
@@ -142,7 +142,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		st:      newState(),
 		dd:      newDedup(int64(opts.DedupWindow)),
 		reqs:    make(chan *prepared, maxGroupBatches),
-		scratch: make(chan *scratch, maxScratch),
+		batches: make(chan *batchScratch, maxScratch),
 		done:    make(chan struct{}),
 		ckDone:  make(chan error, 1),
 
@@ -285,7 +285,7 @@ type prepared struct {
 	size      int // an upper bound of its encoded size, dictionary included
 	// sc lends the slices and maps above; Append gives it back once the
 	// writer has answered.
-	sc *scratch
+	sc *batchScratch
 
 	// Set by the writer.
 	newIDs   []idKey
@@ -295,11 +295,11 @@ type prepared struct {
 	done     chan error
 }
 
-// scratch is the memory a batch is prepared in, kept from batch to batch
-// (see Store.scratch). Fresh memory is what preparing a batch cost most:
+// batchScratch is the memory a batch is prepared in, kept from batch to batch
+// (see Store.batches). Fresh memory is what preparing a batch cost most:
 // the maps rebuilt from nothing each batch spent their time growing and
 // clearing new buckets, and on a VM every first touch of a page faults.
-type scratch struct {
+type batchScratch struct {
 	ids       []uint32 // numFields dictionary ids per event
 	deltas    []delta
 	index     deltaIndex
@@ -322,13 +322,13 @@ const (
 	maxScratchEvents = 1 << 16
 )
 
-// getScratch returns a scratch from the free list, or a new one.
-func (s *Store) getScratch() *scratch {
+// getBatchScratch returns a scratch from the free list, or a new one.
+func (s *Store) getBatchScratch() *batchScratch {
 	select {
-	case sc := <-s.scratch:
+	case sc := <-s.batches:
 		return sc
 	default:
-		return &scratch{}
+		return &batchScratch{}
 	}
 }
 
@@ -348,7 +348,7 @@ func (s *Store) release(p *prepared) {
 	clear(p.ids) // they hold the caller's event ids
 	sc.evIDs = p.ids[:0]
 	select {
-	case s.scratch <- sc:
+	case s.batches <- sc:
 	default:
 	}
 }
@@ -422,7 +422,7 @@ func (x *deltaIndex) slot(deltas []delta, hour int64, k key) *int32 {
 // writer logs them before any record that uses them. The caller releases the
 // result (see release).
 func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error) {
-	sc := s.getScratch()
+	sc := s.getBatchScratch()
 	p := &prepared{
 		ctx:       ctx,
 		key:       b.IdempotencyKey,
@@ -577,7 +577,7 @@ var hintFields = [6]int{fOrg, fClient, fName, fUser, fTmpl, fMethod}
 // hint is checked first, every event against it, and not used (hinted is
 // false) unless it describes the batch exactly; the check is cheap because
 // a decoder's events hold the very strings of its Values.
-func (s *Store) resolveHint(b apiusage.Batch, sc *scratch, ids []uint32) (newBytes, clients int, hinted bool, err error) {
+func (s *Store) resolveHint(b apiusage.Batch, sc *batchScratch, ids []uint32) (newBytes, clients int, hinted bool, err error) {
 	h := b.Strings
 	if h == nil || len(h.Refs) != len(b.Events) {
 		return 0, 0, false, nil

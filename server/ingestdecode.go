@@ -58,8 +58,11 @@ type eventParser struct {
 	// batch: a hit costs two loads and a comparison where the map would
 	// hash the whole string and probe a table too big for the CPU's caches.
 	// An entry's ref is its index in vals when its gen is the batch's.
-	recent  [numInterned][1 << recentBits]recentEntry
-	gen     uint32 // the batch's number, for recent
+	recent [numInterned][1 << recentBits]recentEntry
+	gen    uint32 // the batch's number, for recent
+	// follow is, by field, the field whose key came next the last time
+	// (fieldNone: the first key of an object), the key object tries first.
+	follow  [fieldStatus + 1]int
 	events  []apiusage.Event
 	scratch []byte // unescaped strings
 }
@@ -396,6 +399,15 @@ var fieldNames = [...]string{
 	fieldMethod: "httpMethod", fieldStatus: "status",
 }
 
+// keyLiterals are the fields' keys as most senders write them: quoted,
+// followed by a colon.
+var keyLiterals = func() (lits [fieldStatus + 1][]byte) {
+	for f := fieldID; f <= fieldStatus; f++ {
+		lits[f] = []byte(`"` + fieldNames[f] + `":`)
+	}
+	return lits
+}()
+
 // fieldOf matches a key as encoding/json does: exactly first, then without
 // regard to case (Unicode simple folding).
 func fieldOf(key []byte) int {
@@ -436,20 +448,32 @@ func (p *eventParser) object(e *apiusage.Event) error {
 		p.pos++
 		return nil
 	}
+	prev := fieldNone
 	for {
-		if p.peek() != '"' {
-			return p.syntaxError("looking for beginning of object key string")
+		// Senders write their fields in one order, so the key that
+		// followed this one last time is tried first, as raw bytes: a
+		// quote, the exact name and a quote then a colon mean what str,
+		// fieldOf and the colon's check would find, without them.
+		f := p.follow[prev]
+		if lit := keyLiterals[f]; f == fieldNone || !bytes.HasPrefix(p.data[p.pos:], lit) {
+			if p.peek() != '"' {
+				return p.syntaxError("looking for beginning of object key string")
+			}
+			key, err := p.str()
+			if err != nil {
+				return err
+			}
+			f = fieldOf(key)
+			p.follow[prev] = f
+			p.skipSpace()
+			if p.peek() != ':' {
+				return p.syntaxError("after object key")
+			}
+			p.pos++
+		} else {
+			p.pos += len(lit)
 		}
-		key, err := p.str()
-		if err != nil {
-			return err
-		}
-		f := fieldOf(key)
-		p.skipSpace()
-		if p.peek() != ':' {
-			return p.syntaxError("after object key")
-		}
-		p.pos++
+		prev = f
 		p.skipSpace()
 		if err := p.field(f, e); err != nil {
 			return err

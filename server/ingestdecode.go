@@ -213,11 +213,14 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 		p.vals[i] = append(p.vals[i][:0], "")
 	}
 	p.refs = p.refs[:0]
-	alloc := func(n int) []apiusage.Event {
-		if cap(buf) >= n {
+	// A reused slice grows by appending, as far as the events go; a new
+	// one is sized once, by an estimate (counting a body's lines was a
+	// twentieth of the server's ingest CPU).
+	alloc := func(ndjson bool) []apiusage.Event {
+		if cap(buf) > 0 {
 			return buf[:0]
 		}
-		return make([]apiusage.Event, 0, n)
+		return make([]apiusage.Event, 0, p.estimate(max, ndjson))
 	}
 	p.skipSpace()
 	if p.pos == len(p.data) {
@@ -230,7 +233,7 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 	switch first := p.data[p.pos]; {
 	case first == '[' && !ndjson:
 		p.pos++
-		events = alloc(p.estimate(max, false))
+		events = alloc(false)
 		for {
 			p.skipSpace()
 			if p.pos == len(p.data) {
@@ -264,13 +267,13 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 		// A lone event is a batch of one: the friendliest reading of a body
 		// that a one-event sender is likely to write.
 		var e *apiusage.Event
-		events, e = p.newEvent(alloc(1))
+		events, e = p.newEvent(buf[:0])
 		if err := p.event(e); err != nil {
 			return nil, eventError(0, err)
 		}
 	case ndjson:
 		// One event a line, mostly: counting the lines sizes the slice once.
-		events = alloc(p.estimate(max, true))
+		events = alloc(true)
 		for {
 			p.skipSpace()
 			if p.pos == len(p.data) {

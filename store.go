@@ -15,6 +15,28 @@ type Batch struct {
 	IdempotencyKey string
 	// Events are valid and normalized (see Event.Validate, Event.Normalize).
 	Events []Event
+	// Strings, when set, describes the events' strings. It is only a hint,
+	// which a store may ignore: a decoder that interns the strings of a
+	// batch anyway can pass its tables on, so that a store resolving each
+	// distinct string once per batch does not look it up again per event.
+	Strings *BatchStrings
+}
+
+// BatchStrings lists the distinct values of a batch's string fields and
+// which one each event holds. Fields are numbered in the order Event
+// declares them: 0 OrganizationID, 1 ClientID, 2 ClientName, 3 UserID,
+// 4 TemplateURI, 5 Method.
+//
+// A store that uses it still checks every event's strings against it, and
+// that check is cheap when the event's string is the very string of Values
+// (Go compares the pointers of strings before their bytes).
+type BatchStrings struct {
+	// Values holds each field's values, the empty string first; a value
+	// may appear more than once.
+	Values [6][]string
+	// Refs holds, for each event in order, the index in Values of each of
+	// its fields: Events[i]'s field f is Values[f][Refs[i][f]].
+	Refs [][6]uint32
 }
 
 // Receipt tells what Append did with a batch.

@@ -101,6 +101,7 @@ func BenchmarkRollupUpdate(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.st.applyPrepared(p)
+		s.release(p)
 		events += len(batches[i%len(batches)].Events)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(events), "ns/event")
@@ -161,6 +162,7 @@ func queryFixture(b *testing.B, days, perHour int) *Store {
 			b.Fatal(err)
 		}
 		s.st.applyPrepared(p)
+		s.release(p)
 	}
 	for f := range numFields {
 		s.logged[f] = len(s.dict.strs[f]) // as if the WAL held them

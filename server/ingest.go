@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,19 +30,25 @@ func (s *Server) handleIngest() apiFunc {
 		if len(key) > maxIdempotencyKey {
 			return 0, nil, badRequest("Idempotency-Key: longer than %d bytes", maxIdempotencyKey)
 		}
-		events, err := parsers.decode(r.Body, min(r.ContentLength, s.cfg.MaxIngestBodyBytes),
+		// The events live in the parser until it is put back, after Append.
+		p := parsers.get()
+		defer parsers.put(p)
+		events, hint, err := p.decodeReused(r.Body, min(r.ContentLength, s.cfg.MaxIngestBodyBytes),
 			isNDJSON(r.Header.Get("Content-Type")), s.cfg.MaxBatchEvents)
 		if err != nil {
 			return 0, nil, err
 		}
-		if err := validateEvents(events); err != nil {
-			return 0, nil, err
+		if !validHinted(events, hint) {
+			hint = nil
+			if err := validateEvents(events); err != nil {
+				return 0, nil, err
+			}
 		}
 		any, err := s.holds(r.Context(), c, apiusage.PermEventAddAny)
 		if err != nil {
 			return 0, nil, err
 		}
-		if !any {
+		if !any && !sameOrganizationHinted(hint, c.org()) {
 			if err := sameOrganization(events, c.org()); err != nil {
 				return 0, nil, err
 			}
@@ -49,7 +56,7 @@ func (s *Server) handleIngest() apiFunc {
 		if len(events) == 0 {
 			return http.StatusAccepted, apiusage.Receipt{}, nil
 		}
-		b := apiusage.Batch{Events: events}
+		b := apiusage.Batch{Events: events, Strings: hint}
 		if key != "" {
 			// Scoped by the caller, length-prefixed so that no client id and
 			// key can be made to collide with another pair.
@@ -129,6 +136,95 @@ func validateEvents(events []apiusage.Event) error {
 			"%d of %d events are invalid; nothing was stored", bad, len(events))}, errs...)
 	}
 	return errors.Join(errs...)
+}
+
+// maxUnix is the first second of the year 10000, UTC: Event.Validate
+// accepts the years 1970 to 9999.
+const maxUnix = 253402300800
+
+// validHinted reports whether every event is valid, checking each distinct
+// string once (through the batch's hint) rather than once per event, and
+// normalizes the events as Event.Normalize does when they are. It accepts
+// only what Event.Validate accepts; false (the events left alone) means
+// that validateEvents must judge, and name the invalid events, and that the
+// hint is not to be trusted.
+func validHinted(events []apiusage.Event, h *apiusage.BatchStrings) bool {
+	if h == nil || len(h.Refs) != len(events) {
+		return false
+	}
+	var n [6]uint32
+	for f, vals := range h.Values {
+		if len(vals) == 0 || vals[0] != "" {
+			return false
+		}
+		for _, v := range vals[1:] {
+			if len(v) > apiusage.MaxFieldLength || v == "" {
+				return false
+			}
+		}
+		n[f] = uint32(len(vals))
+	}
+	org, client, name, user, tmpl, method := h.Values[0], h.Values[1], h.Values[2], h.Values[3], h.Values[4], h.Values[5]
+	for i := range events {
+		e, r := &events[i], &h.Refs[i]
+		// Required fields refer to a value other than the first, "" (r-1
+		// wraps around for 0).
+		if r[0]-1 >= n[0]-1 || r[1]-1 >= n[1]-1 || r[4]-1 >= n[4]-1 || r[5]-1 >= n[5]-1 ||
+			r[2] >= n[2] || r[3] >= n[3] {
+			return false
+		}
+		// The hint must be the events' own: their strings the very values,
+		// which makes these comparisons of pointers.
+		if e.OrganizationID != org[r[0]] || e.ClientID != client[r[1]] || e.ClientName != name[r[2]] ||
+			e.UserID != user[r[3]] || e.TemplateURI != tmpl[r[4]] || e.Method != method[r[5]] {
+			return false
+		}
+		if len(e.ID) > apiusage.MaxIDLength || e.Status < 100 || e.Status > 599 {
+			return false
+		}
+		// Unix counts seconds from 1970 in UTC: the years 1970 to 9999 are
+		// this range.
+		if u := e.Time.Unix(); u < 0 || u >= maxUnix {
+			return false
+		}
+	}
+	for _, v := range method[1:] {
+		if _, ok := canonicalMethod(v); !ok {
+			return false
+		}
+	}
+	for j, v := range method[1:] {
+		method[j+1], _ = canonicalMethod(v)
+	}
+	for i := range events {
+		e := &events[i]
+		e.Time = e.Time.UTC()
+		e.Method = method[h.Refs[i][5]]
+	}
+	return true
+}
+
+// hintMethod is the index of Event.Method in apiusage.BatchStrings.
+const hintMethod = 5
+
+// canonicalMethod returns the method as Event.Normalize writes it.
+func canonicalMethod(m string) (string, bool) {
+	e := apiusage.Event{Method: m}.Normalize()
+	return e.Method, slices.Contains(apiusage.HTTPMethods, e.Method)
+}
+
+// sameOrganizationHinted reports whether every event names org, judging by
+// the batch's hint: false when it cannot tell.
+func sameOrganizationHinted(h *apiusage.BatchStrings, org string) bool {
+	if h == nil {
+		return false
+	}
+	for _, v := range h.Values[0][1:] {
+		if v != org {
+			return false
+		}
+	}
+	return true
 }
 
 // sameOrganization returns a 403 unless every event names org: a caller

@@ -41,17 +41,59 @@ type eventParser struct {
 	buf  []byte // the body, reused
 	data []byte // the body being parsed
 	pos  int
+	// vals and refs are the batch's apiusage.BatchStrings, handed to the
+	// store with the events so that it resolves each distinct string once:
+	// by field, the batch's values ("" first); by event, which one each
+	// field holds. cur is the refs of the event being decoded.
+	vals [numInterned][]string
+	refs [][numInterned]uint32
+	cur  *[numInterned]uint32
 	// strs interns the strings of a batch, a table per field (small tables
 	// are faster to probe, and most fields have few values): organizations,
 	// clients, templates and methods repeat from event to event, and each
 	// distinct value is allocated once a batch instead of once an event.
-	strs [numInterned]map[string]string
+	// It maps a value to its index in vals.
+	strs [numInterned]map[string]uint32
 	// recent is a direct-mapped cache in front of strs, kept from batch to
 	// batch: a hit costs two loads and a comparison where the map would
 	// hash the whole string and probe a table too big for the CPU's caches.
-	recent  [numInterned][recentSize]string
+	// An entry's ref is its index in vals when its gen is the batch's.
+	recent [numInterned][1 << recentBits]recentEntry
+	gen    uint32 // the batch's number, for recent
+	// follow is, by field, the field whose key came next the last time
+	// (fieldNone: the first key of an object), the key object tries first.
+	follow  [fieldStatus + 1]int
+	events  []apiusage.Event
 	scratch []byte // unescaped strings
 }
+
+// recentEntry is a slot of eventParser.recent, a cache line long: it holds
+// a copy of the string's first bytes (all of an identifier's), so that a
+// hit compares bytes of the same line rather than the string's own,
+// elsewhere and mostly not in the CPU's caches.
+type recentEntry struct {
+	s      string
+	ref    uint32
+	gen    uint32
+	prefix [recentPrefix]byte
+}
+
+// recentPrefix is how many bytes of a string a recentEntry holds.
+const recentPrefix = 40
+
+// holds reports whether the slot holds b.
+func (e *recentEntry) holds(b []byte) bool {
+	if len(b) != len(e.s) {
+		return false
+	}
+	if len(b) <= recentPrefix {
+		return string(e.prefix[:len(b)]) == string(b)
+	}
+	return e.s == string(b)
+}
+
+// maxPooledEvents bounds the event slice a parser keeps for the next batch.
+const maxPooledEvents = 1 << 15
 
 // eventParsers is a pool of parsers, one per handler.
 type eventParsers struct{ p sync.Pool }
@@ -62,7 +104,7 @@ func (ps *eventParsers) get() *eventParser {
 	}
 	p := &eventParser{}
 	for i := range p.strs {
-		p.strs[i] = make(map[string]string)
+		p.strs[i] = make(map[string]uint32)
 	}
 	return p
 }
@@ -76,6 +118,10 @@ func (ps *eventParsers) put(p *eventParser) {
 		clear(m)
 	}
 	p.data = nil
+	p.cur = nil
+	if cap(p.events) > maxPooledEvents {
+		p.events = nil
+	}
 	ps.p.Put(p)
 }
 
@@ -87,7 +133,39 @@ func (ps *eventParsers) decode(r io.Reader, sizeHint int64, ndjson bool, max int
 	if err := p.read(r, sizeHint); err != nil {
 		return nil, err
 	}
-	return p.parse(ndjson, max)
+	return p.parse(nil, ndjson, max)
+}
+
+// decodeReused is decode into the parser's own event slice, which the next
+// batch of the parser overwrites: the caller is done with the events before
+// it puts the parser back. hint describes the events' strings.
+func (p *eventParser) decodeReused(r io.Reader, sizeHint int64, ndjson bool, max int) (events []apiusage.Event, hint *apiusage.BatchStrings, err error) {
+	if err := p.read(r, sizeHint); err != nil {
+		return nil, nil, err
+	}
+	events, err = p.parse(p.events, ndjson, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.events = events
+	return events, p.hint(), nil
+}
+
+// hint returns the strings of the batch last parsed.
+func (p *eventParser) hint() *apiusage.BatchStrings {
+	h := &apiusage.BatchStrings{Refs: p.refs}
+	for i := range h.Values {
+		h.Values[i] = p.vals[i]
+	}
+	return h
+}
+
+// newEvent appends a zero event and its refs, which it makes current.
+func (p *eventParser) newEvent(events []apiusage.Event) ([]apiusage.Event, *apiusage.Event) {
+	events = append(events, apiusage.Event{})
+	p.refs = append(p.refs, [numInterned]uint32{})
+	p.cur = &p.refs[len(p.refs)-1]
+	return events, &events[len(events)-1]
 }
 
 // read reads the whole body into the parser's buffer. The body is bounded
@@ -119,12 +197,30 @@ func (p *eventParser) read(r io.Reader, sizeHint int64) error {
 }
 
 // parse decodes p.data: a JSON array of events, a single event object, or,
-// when ndjson, events one after another, at most max of them. The order of
-// its checks is encoding/json's streaming decoder's, so that the same bodies
-// give a 413 rather than a 400.
-func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
+// when ndjson, events one after another, at most max of them, into buf when
+// it is large enough. The order of its checks is encoding/json's streaming
+// decoder's, so that the same bodies give a 413 rather than a 400.
+func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apiusage.Event, error) {
 	tooMany := func() error {
 		return apiusage.Errorf(apiusage.CodeTooLarge, "a batch holds at most %d events", max)
+	}
+	if p.gen++; p.gen == 0 {
+		// After 2^32 batches, entries of the first would look current.
+		clear(p.recent[:])
+		p.gen = 1
+	}
+	for i := range p.vals {
+		p.vals[i] = append(p.vals[i][:0], "")
+	}
+	p.refs = p.refs[:0]
+	// A reused slice grows by appending, as far as the events go; a new
+	// one is sized once, by an estimate (counting a body's lines was a
+	// twentieth of the server's ingest CPU).
+	alloc := func(ndjson bool) []apiusage.Event {
+		if cap(buf) > 0 {
+			return buf[:0]
+		}
+		return make([]apiusage.Event, 0, p.estimate(max, ndjson))
 	}
 	p.skipSpace()
 	if p.pos == len(p.data) {
@@ -137,7 +233,7 @@ func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
 	switch first := p.data[p.pos]; {
 	case first == '[' && !ndjson:
 		p.pos++
-		events = make([]apiusage.Event, 0, p.estimate(max, false))
+		events = alloc(false)
 		for {
 			p.skipSpace()
 			if p.pos == len(p.data) {
@@ -161,21 +257,23 @@ func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
 				p.pos++
 				p.skipSpace()
 			}
-			events = append(events, apiusage.Event{})
-			if err := p.event(&events[len(events)-1]); err != nil {
+			var e *apiusage.Event
+			events, e = p.newEvent(events)
+			if err := p.event(e); err != nil {
 				return nil, eventError(len(events)-1, err)
 			}
 		}
 	case first == '{' && !ndjson:
 		// A lone event is a batch of one: the friendliest reading of a body
 		// that a one-event sender is likely to write.
-		events = make([]apiusage.Event, 1)
-		if err := p.event(&events[0]); err != nil {
+		var e *apiusage.Event
+		events, e = p.newEvent(buf[:0])
+		if err := p.event(e); err != nil {
 			return nil, eventError(0, err)
 		}
 	case ndjson:
 		// One event a line, mostly: counting the lines sizes the slice once.
-		events = make([]apiusage.Event, 0, p.estimate(max, true))
+		events = alloc(true)
 		for {
 			p.skipSpace()
 			if p.pos == len(p.data) {
@@ -187,8 +285,9 @@ func (p *eventParser) parse(ndjson bool, max int) ([]apiusage.Event, error) {
 			if len(events) == max {
 				return nil, tooMany()
 			}
-			events = append(events, apiusage.Event{})
-			if err := p.event(&events[len(events)-1]); err != nil {
+			var e *apiusage.Event
+			events, e = p.newEvent(events)
+			if err := p.event(e); err != nil {
 				return nil, eventError(len(events)-1, err)
 			}
 		}
@@ -303,6 +402,15 @@ var fieldNames = [...]string{
 	fieldMethod: "httpMethod", fieldStatus: "status",
 }
 
+// keyLiterals are the fields' keys as most senders write them: quoted,
+// followed by a colon.
+var keyLiterals = func() (lits [fieldStatus + 1][]byte) {
+	for f := fieldID; f <= fieldStatus; f++ {
+		lits[f] = []byte(`"` + fieldNames[f] + `":`)
+	}
+	return lits
+}()
+
 // fieldOf matches a key as encoding/json does: exactly first, then without
 // regard to case (Unicode simple folding).
 func fieldOf(key []byte) int {
@@ -343,20 +451,32 @@ func (p *eventParser) object(e *apiusage.Event) error {
 		p.pos++
 		return nil
 	}
+	prev := fieldNone
 	for {
-		if p.peek() != '"' {
-			return p.syntaxError("looking for beginning of object key string")
+		// Senders write their fields in one order, so the key that
+		// followed this one last time is tried first, as raw bytes: a
+		// quote, the exact name and a quote then a colon mean what str,
+		// fieldOf and the colon's check would find, without them.
+		f := p.follow[prev]
+		if lit := keyLiterals[f]; f == fieldNone || !bytes.HasPrefix(p.data[p.pos:], lit) {
+			if p.peek() != '"' {
+				return p.syntaxError("looking for beginning of object key string")
+			}
+			key, err := p.str()
+			if err != nil {
+				return err
+			}
+			f = fieldOf(key)
+			p.follow[prev] = f
+			p.skipSpace()
+			if p.peek() != ':' {
+				return p.syntaxError("after object key")
+			}
+			p.pos++
+		} else {
+			p.pos += len(lit)
 		}
-		key, err := p.str()
-		if err != nil {
-			return err
-		}
-		f := fieldOf(key)
-		p.skipSpace()
-		if p.peek() != ':' {
-			return p.syntaxError("after object key")
-		}
-		p.pos++
+		prev = f
 		p.skipSpace()
 		if err := p.field(f, e); err != nil {
 			return err
@@ -432,13 +552,17 @@ func (p *eventParser) field(f int, e *apiusage.Event) error {
 	return nil
 }
 
-// recentSize is the number of slots of each field's cache of recent strings.
-const recentSize = 1024
+// recentBits sizes each field's cache of recent strings: 4,096 slots, a
+// few times the distinct users or clients of a 10,000-event batch.
+const recentBits = 12
 
 // intern returns b, a value of field f, as a string allocated at most once
-// a batch.
+// a batch, and records its index in the batch's values as the current
+// event's ref.
 func (p *eventParser) intern(f int, b []byte) string {
+	i := f - fieldOrg
 	if len(b) == 0 {
+		p.cur[i] = 0
 		return ""
 	}
 	// Identifiers differ in their first and last bytes, and names and
@@ -452,17 +576,32 @@ func (p *eventParser) intern(f int, b []byte) string {
 		}
 	}
 	h = (h ^ uint64(len(b))) * 0x9e3779b97f4a7c15
-	slot := &p.recent[f-fieldOrg][h>>(64-10)]
-	if *slot == string(b) {
-		return *slot
+	slot := &p.recent[i][h>>(64-recentBits)]
+	if slot.holds(b) {
+		if slot.gen != p.gen {
+			// Its first use this batch. It is not added to strs: should
+			// it lose its slot and come back, it is given a second ref,
+			// which BatchStrings allows.
+			slot.gen, slot.ref = p.gen, uint32(len(p.vals[i]))
+			p.vals[i] = append(p.vals[i], slot.s)
+		}
+		p.cur[i] = slot.ref
+		return slot.s
 	}
-	m := p.strs[f-fieldOrg]
-	s, ok := m[string(b)]
-	if !ok {
+	m := p.strs[i]
+	ref, ok := m[string(b)]
+	var s string
+	if ok {
+		s = p.vals[i][ref]
+	} else {
 		s = string(b)
-		m[s] = s
+		ref = uint32(len(p.vals[i]))
+		p.vals[i] = append(p.vals[i], s)
+		m[s] = ref
 	}
-	*slot = s
+	*slot = recentEntry{s: s, ref: ref, gen: p.gen}
+	copy(slot.prefix[:], s)
+	p.cur[i] = ref
 	return s
 }
 

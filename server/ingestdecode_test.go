@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +28,21 @@ var decodeSeeds = []struct {
 	{"{\"status\":200}\n{\"status\":404}\r\n\n", true},
 	{`{"status":1}{"status":2} {"status":3}`, true},
 	{`null`, true},
+	// Valid and nearly valid events, for validHinted (see checkHint).
+	{"{\"timestamp\":\"2026-11-25T10:15:02+02:00\",\"organizationId\":\"o\",\"clientId\":\"c\",\"templateUri\":\"t\",\"httpMethod\":\"get\",\"status\":599}\n" +
+		"{\"timestamp\":\"1970-01-01T00:00:00Z\",\"organizationId\":\"o\",\"clientId\":\"c2\",\"templateUri\":\"t\",\"httpMethod\":\"Post\",\"status\":100,\"userId\":\"u\"}\n" +
+		"{\"timestamp\":\"9999-12-31T23:59:59.999999999Z\",\"organizationId\":\"o\",\"clientId\":\"c\",\"templateUri\":\"t\",\"httpMethod\":\"GET\",\"status\":200,\"clientName\":\"n\"}", true},
+	{`[{"timestamp":"1969-12-31T23:59:59.5Z","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"GET","status":200}]`, false},
+	{`[{"timestamp":"1970-01-01T00:59:59+01:00","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"GET","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"FETCH","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"GET","status":600}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"","templateUri":"t","httpMethod":"GET","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"get","httpMethod":"GET","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"FETCH","httpMethod":"put","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"c","templateUri":"t","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"` + strings.Repeat("o", 513) + `","clientId":"c","templateUri":"t","httpMethod":"GET","status":200}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"` + strings.Repeat("o", 512) + `","clientId":"c","templateUri":"t","httpMethod":"GET","status":200,"id":"` + strings.Repeat("i", 256) + `"}]`, false},
+	{`[{"timestamp":"2026-11-25T10:15:02Z","organizationId":"o","clientId":"c","templateUri":"t","httpMethod":"GET","status":200,"id":"` + strings.Repeat("i", 257) + `"}]`, false},
 	{`[null,{}]`, false},
 	{`[1]`, false},
 	{`["x"]`, false},
@@ -136,22 +154,77 @@ var decodeSeeds = []struct {
 }
 
 // checkSameDecoding fails unless the parsers of ps and the encoding/json
-// decoder agree: the same events, or errors of the same code.
+// decoder agree: the same events, or errors of the same code. It decodes as
+// the handler does, into the parser's reused events, and holds the batch's
+// hint to its events (see checkHint).
 func checkSameDecoding(t *testing.T, ps *eventParsers, body []byte, ndjson bool, max int) {
 	t.Helper()
-	got, gotErr := ps.decode(bytes.NewReader(body), 0, ndjson, max)
+	p := ps.get()
+	defer ps.put(p)
+	got, hint, gotErr := p.decodeReused(bytes.NewReader(body), 0, ndjson, max)
 	want, wantErr := decodeEventsStd(bytes.NewReader(body), ndjson, max)
 	switch {
 	case gotErr != nil && wantErr != nil:
 		if g, w := apiusage.ErrorCode(gotErr), apiusage.ErrorCode(wantErr); g != w {
 			t.Fatalf("body %q (ndjson %v): error code %s (%v), want %s (%v)", body, ndjson, g, gotErr, w, wantErr)
 		}
+		return
 	case gotErr != nil || wantErr != nil:
 		t.Fatalf("body %q (ndjson %v): got %+v, %v; want %+v, %v", body, ndjson, got, gotErr, want, wantErr)
 	case len(got) == 0 && len(want) == 0:
 		// Empty either way: nil and an empty slice are the same batch.
 	case !reflect.DeepEqual(got, want):
 		t.Fatalf("body %q (ndjson %v): got %+v, want %+v", body, ndjson, got, want)
+	}
+	checkHint(t, body, got, hint)
+}
+
+// checkHint fails unless hint describes events exactly, and unless
+// validating through it (validHinted) agrees with validateEvents: the same
+// verdict and the same normalized events. It may only say no to valid
+// events when the hint holds a value no event refers to.
+func checkHint(t *testing.T, body []byte, events []apiusage.Event, hint *apiusage.BatchStrings) {
+	t.Helper()
+	if len(hint.Refs) != len(events) {
+		t.Fatalf("body %q: %d refs for %d events", body, len(hint.Refs), len(events))
+	}
+	used := map[[2]int]bool{}
+	for f, vals := range hint.Values {
+		if len(vals) == 0 || vals[0] != "" {
+			t.Fatalf("body %q: field %d's values %q do not start with \"\"", body, f, vals)
+		}
+		used[[2]int{f, 0}] = true
+	}
+	for i := range events {
+		e := events[i]
+		for f, v := range []string{e.OrganizationID, e.ClientID, e.ClientName, e.UserID, e.TemplateURI, e.Method} {
+			r := hint.Refs[i][f]
+			if int(r) >= len(hint.Values[f]) || hint.Values[f][r] != v {
+				t.Fatalf("body %q: event %d field %d is %q, its ref %d in %q", body, i, f, v, r, hint.Values[f])
+			}
+			used[[2]int{f, int(r)}] = true
+		}
+	}
+	unused := false
+	for f, vals := range hint.Values {
+		for r := range vals {
+			unused = unused || !used[[2]int{f, r}]
+		}
+	}
+	slow := slices.Clone(events)
+	slowErr := validateEvents(slow)
+	fast := slices.Clone(events)
+	h := *hint
+	for f := range h.Values {
+		h.Values[f] = slices.Clone(h.Values[f])
+	}
+	switch ok := validHinted(fast, &h); {
+	case ok && slowErr != nil:
+		t.Fatalf("body %q: validHinted accepts what validateEvents rejects: %v", body, slowErr)
+	case ok && !reflect.DeepEqual(fast, slow):
+		t.Fatalf("body %q: validHinted normalized to %+v, want %+v", body, fast, slow)
+	case !ok && slowErr == nil && !unused:
+		t.Fatalf("body %q: validHinted rejects valid events", body)
 	}
 }
 
@@ -341,7 +414,15 @@ func BenchmarkIngestDecode(b *testing.B) {
 			return decodeEventsStd(bytes.NewReader(body), ndjson, 100_000)
 		}},
 		{"parser", func(body []byte, ndjson bool) ([]apiusage.Event, error) {
-			return ps.decode(bytes.NewReader(body), int64(len(body)), ndjson, 100_000)
+			// As the handler does: into the parser's own events, put back
+			// once done with them (here, as the next batch starts).
+			p := ps.get()
+			defer ps.put(p)
+			events, hint, err := p.decodeReused(bytes.NewReader(body), int64(len(body)), ndjson, 100_000)
+			if err == nil && !validHinted(events, hint) {
+				err = errors.New("validHinted rejects the workload")
+			}
+			return events, err
 		}},
 	}
 	for _, format := range []struct {
@@ -353,6 +434,7 @@ func BenchmarkIngestDecode(b *testing.B) {
 			b.Run("format="+format.name+"/decoder="+d.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(format.body)))
+				cpu := cpuTime(b)
 				for b.Loop() {
 					got, err := d.decode(format.body, format.ndjson)
 					if err != nil || len(got) != n {
@@ -362,6 +444,8 @@ func BenchmarkIngestDecode(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				// CPU time tells more than wall time on a shared machine.
+				b.ReportMetric(float64(cpuTime(b)-cpu)/float64(n*b.N), "cpu-ns/event")
 				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
 			})
 		}
@@ -432,4 +516,40 @@ func TestEventParsersInternCollisions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestValidHintedTakesWorkload checks that the fast validation accepts the
+// benchmark's workload, and the seeds' valid events, rather than leaving
+// every batch to validateEvents.
+func TestValidHintedTakesWorkload(t *testing.T) {
+	bodies := [][]byte{workloadBatch(t, 2000)}
+	for _, s := range decodeSeeds {
+		if strings.Contains(s.body, "+02:00") {
+			bodies = append(bodies, []byte(s.body))
+		}
+	}
+	if len(bodies) != 2 {
+		t.Fatal("the seed of valid events is missing")
+	}
+	var ps eventParsers
+	for _, body := range bodies {
+		p := ps.get()
+		events, hint, err := p.decodeReused(bytes.NewReader(body), 0, true, 100_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !validHinted(events, hint) {
+			t.Errorf("validHinted rejects %d valid events (%.100q...)", len(events), body)
+		}
+		ps.put(p)
+	}
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

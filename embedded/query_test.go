@@ -76,7 +76,7 @@ func TestOrderGroups(t *testing.T) {
 		})
 		for _, maxBits := range []int{64, 0} {
 			var got []int32
-			for _, o := range orderGroups(&gs, fields, &strs, maxBits) {
+			for _, o := range orderGroups(&gs, fields, &strs, maxBits, nil) {
 				got = append(got, o.i)
 			}
 			if !slices.Equal(got, want) {

@@ -459,6 +459,11 @@ func (s *Store) loadTable(d *decoder, slim bool) {
 		}
 		t = p.hours[h]
 	}
+	if slim {
+		for i := range keys {
+			s.st.noteClient(keys[i].client, keys[i].org)
+		}
+	}
 	if t.keys == nil {
 		t.keys, t.cnts = keys, cnts
 		return

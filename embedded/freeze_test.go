@@ -209,3 +209,22 @@ func pickIDs(rng *rand.Rand, n int) []uint32 {
 	slices.Sort(ids)
 	return slices.Compact(ids)
 }
+
+// TestReplayInParallel recovers from a WAL holding more deltas than one
+// replay batch, applied in parallel, and holds the result to the oracle.
+func TestReplayInParallel(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	g := storetest.NewGen(14)
+	m := &storetest.Model{}
+	storetest.RandomBatches(t, s, m, g, 60, 1000)
+	crash := copyDir(t, dir) // a kill -9: no snapshot, everything in the WAL
+	if snaps := files(t, crash, snapPrefix); len(snaps) != 0 {
+		t.Fatalf("snapshots %v: the test needs the state in the WAL only", snaps)
+	}
+	r := openTest(t, crash, Options{})
+	if len(r.replayBuf) != 0 || r.replayBuf != nil {
+		t.Errorf("%d replayed deltas left unapplied", len(r.replayBuf))
+	}
+	checkAll(t, r, m.Events(), g)
+}

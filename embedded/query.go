@@ -88,12 +88,6 @@ func (g *groups) add(x group) int32 {
 	return int32(g.n - 1)
 }
 
-// ordered is a group's place in the order of results, and its index.
-type ordered struct {
-	ord uint64
-	i   int32
-}
-
 // Query answers q from the rollups. Days wholly inside the interval come from
 // the slim daily rollup unless the query groups by user; the hours of days
 // cut by the interval (and every hour, when grouping by user) come from the
@@ -284,12 +278,12 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	order := orderGroups(gs, fields, &strs, 64, sc)
+	order := orderGroups(gs, fields, &strs, 64, sc, &s.order)
 
 	nameOf := s.clientNames(mask.client != 0, len(order), &strs)
 	rows := make([]apiusage.Row, len(order))
 	for i, o := range order {
-		g := gs.at(o.i)
+		g := gs.at(o)
 		rows[i] = apiusage.Row{
 			Date:           buckets[g.bucket],
 			OrganizationID: strs[fOrg][g.k.org],
@@ -312,17 +306,18 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 // Comparing strings for every comparison of a large result is slow, so each
 // grouped field's distinct ids are ranked once by their strings, and the
 // ranks packed into one integer per group, compared as such when they fit in
-// 64 bits. What is sorted is small (index, packed ranks) pairs, not groups.
+// 64 bits with the group's index below them: what is sorted is then plain
+// integers, with no comparison function called. It returns group indexes.
 // maxBits is 64 but in tests of the other path.
 // The slices are the scratch's (sc nil in tests allocates them).
-func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits int, sc *scratch) []ordered {
+func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits int, sc *scratch, do *dictOrder) []int32 {
 	if sc == nil {
 		sc = &scratch{}
 	}
-	order := reuse(sc.order, gs.n)[:gs.n]
-	sc.order = order
+	order := reuse(sc.idx, gs.n)[:gs.n]
+	sc.idx = order
 	for i := range order {
-		order[i] = ordered{i: int32(i)}
+		order[i] = int32(i)
 	}
 	if gs.n < 2 {
 		return order
@@ -337,23 +332,29 @@ func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits in
 				seen[fieldOf(&c[j].k, f)] = true
 			}
 		}
-		ranks[i], width[i] = sc.rankSeen(f, seen, strs[f])
+		ranks[i], width[i] = sc.rankSeen(do, f, seen, strs[f])
 		total += width[i]
 	}
-	if total <= maxBits {
+	if idxBits := bits.Len(uint(gs.n)); total+idxBits <= maxBits {
+		ords := reuse(sc.ords, gs.n)
 		for j := range order {
 			g := gs.at(int32(j))
 			ord := uint64(g.bucket)
 			for i, f := range fields {
 				ord = ord<<width[i] | uint64(ranks[i][fieldOf(&g.k, f)])
 			}
-			order[j].ord = ord
+			ords = append(ords, ord<<idxBits|uint64(j))
 		}
-		slices.SortFunc(order, func(a, b ordered) int { return cmp.Compare(a.ord, b.ord) })
+		slices.Sort(ords)
+		mask := uint64(1)<<idxBits - 1
+		for j, o := range ords {
+			order[j] = int32(o & mask)
+		}
+		sc.ords = ords
 		return order
 	}
-	slices.SortFunc(order, func(x, y ordered) int {
-		a, b := gs.at(x.i), gs.at(y.i)
+	slices.SortFunc(order, func(x, y int32) int {
+		a, b := gs.at(x), gs.at(y)
 		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
 			return c
 		}
@@ -389,8 +390,9 @@ func fieldOf(k *key, f int) uint32 {
 // them costs what the result does, not what the dictionary does. It also
 // returns the bits a rank takes. It clears the marks in seen (the
 // scratch's), and rank is the scratch's array of field f: only the ranks of
-// the marked ids are set.
-func (sc *scratch) rankSeen(f int, seen []bool, names []string) (rank []uint32, width int) {
+// the marked ids are set. With a cache of the dictionary's order (do, nil
+// in tests) that covers every marked id, the ids are sorted as integers.
+func (sc *scratch) rankSeen(do *dictOrder, f int, seen []bool, names []string) (rank []uint32, width int) {
 	ids := sc.ids[:0]
 	for id, ok := range seen {
 		if ok {
@@ -399,7 +401,28 @@ func (sc *scratch) rankSeen(f int, seen []bool, names []string) (rank []uint32, 
 		}
 	}
 	sc.ids = ids
-	slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
+	var cached []uint32
+	if do != nil && len(ids) > 64 {
+		if cached = do.ranks(f); len(ids) > 0 && int(ids[len(ids)-1]) >= len(cached) {
+			do.refresh(f, names)
+			cached = nil
+		}
+	}
+	if cached != nil {
+		// The dictionary's ranks above, the id below: sorting these sorts
+		// the ids by their strings.
+		ords := reuse(sc.rankOrds, len(ids))
+		for _, id := range ids {
+			ords = append(ords, uint64(cached[id])<<32|uint64(id))
+		}
+		slices.Sort(ords)
+		for i, o := range ords {
+			ids[i] = uint32(o)
+		}
+		sc.rankOrds = ords
+	} else {
+		slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
+	}
 	rank = sc.rankArray(f, len(names))
 	for r, id := range ids {
 		rank[id] = uint32(r)

@@ -170,7 +170,7 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	var width [numFields]int
 	total := 0
 	for i, f := range fields {
-		ranks[i], width[i] = sc.rankSeen(f, seen[f], strs[f])
+		ranks[i], width[i] = sc.rankSeen(&s.order, f, seen[f], strs[f])
 		total += width[i]
 	}
 	// A day's rows sort as plain integers, with no comparison function

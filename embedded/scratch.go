@@ -14,18 +14,18 @@ import "slices"
 // back, so that the next query may assume zeros where it needs them (the
 // dense array, the seen arrays).
 type scratch struct {
-	spans   []span
-	orgs    []uint32
-	clients []uint32
-	dense   []int32
-	groups  groups
-	seen    [numFields][]bool
-	ranks   [numFields][]uint32
-	ids     []uint32
-	order   []ordered
-	day     []dayEntry
-	ords    []uint64
-	idx     []int32
+	spans    []span
+	orgs     []uint32
+	clients  []uint32
+	dense    []int32
+	groups   groups
+	seen     [numFields][]bool
+	ranks    [numFields][]uint32
+	ids      []uint32
+	rankOrds []uint64
+	day      []dayEntry
+	ords     []uint64
+	idx      []int32
 }
 
 // maxKeptChunks bounds the group chunks a scratch keeps between queries
@@ -69,8 +69,11 @@ func (s *Store) putScratch(sc *scratch) {
 	if cap(sc.ords)*8 > maxKeptBytes {
 		sc.ords = nil
 	}
-	if cap(sc.idx)*4 > maxKeptBytes || cap(sc.order)*16 > maxKeptBytes {
-		sc.idx, sc.order = nil, nil
+	if cap(sc.rankOrds)*8 > maxKeptBytes {
+		sc.rankOrds = nil
+	}
+	if cap(sc.idx)*4 > maxKeptBytes {
+		sc.idx = nil
 	}
 	select {
 	case s.scratch <- sc:

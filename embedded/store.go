@@ -102,6 +102,8 @@ type Store struct {
 	// scratch holds the working memory of queries not running (see
 	// scratch.go).
 	scratch chan *scratch
+	// order caches the order of the dictionaries' strings for queries.
+	order dictOrder
 	// freezeBuf is the writer's scratch for sorting tables it freezes.
 	freezeBuf []uint64
 	// replayBuf and replayParts buffer the deltas of WAL records replayed

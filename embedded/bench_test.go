@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -58,7 +59,8 @@ func newWorkload(seed uint64, perHour int) *workload {
 func (w *workload) event() apiusage.Event {
 	n := w.eventsCounter
 	w.eventsCounter++
-	at := w.start.Add(time.Duration(n) * time.Hour / time.Duration(w.perHour))
+	// Dividing first: n × time.Hour overflows past 2.5 million events.
+	at := w.start.Add(time.Duration(n) * (time.Hour / time.Duration(w.perHour)))
 	c := int(w.client.Uint64())
 	e := apiusage.Event{
 		Time:           at,
@@ -140,6 +142,10 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
+// benchPerHour sizes BenchmarkQuery's store: smaller sizes compare
+// versions quicker on a busy machine.
+var benchPerHour = flag.Int("embedded.perhour", 20_000, "events an hour in BenchmarkQuery's store")
+
 // queryFixture is a store holding days of traffic at perHour events an hour,
 // built once per size: building it is the slow part.
 var queryFixtures sync.Map
@@ -167,6 +173,7 @@ func queryFixture(b *testing.B, days, perHour int) *Store {
 	for f := range numFields {
 		s.logged[f] = len(s.dict.strs[f]) // as if the WAL held them
 	}
+	s.freezeAll() // as after a restart, or once the days have gone cold
 	queryFixtures.Store(k, s)
 	return s
 }
@@ -177,7 +184,8 @@ func queryFixture(b *testing.B, days, perHour int) *Store {
 // one), one grouped by user (the hourly
 // rollup), and one whose interval cuts days (both).
 func BenchmarkQuery(b *testing.B) {
-	const days, perHour = 90, 20_000 // 43 million events
+	const days = 90
+	perHour := *benchPerHour // 20,000: 43 million events
 	s := queryFixture(b, days, perHour)
 	full, slim := 0, 0
 	for _, p := range s.st.days {
@@ -215,6 +223,32 @@ func BenchmarkQuery(b *testing.B) {
 			Granularity: apiusage.GranularityDay,
 			GroupBy:     []apiusage.Dimension{apiusage.DimUser},
 		}},
+		{"week/user/one org", apiusage.Query{
+			Interval:       apiusage.Interval{Start: start.AddDate(0, 0, days-7), End: start.AddDate(0, 0, days)},
+			Granularity:    apiusage.GranularityDay,
+			GroupBy:        []apiusage.Dimension{apiusage.DimUser},
+			OrganizationID: "org-3",
+		}},
+		{"days/template,method/one client", apiusage.Query{
+			Interval:    apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},
+			Granularity: apiusage.GranularityDay,
+			GroupBy:     []apiusage.Dimension{apiusage.DimTemplateURI, apiusage.DimMethod},
+			ClientIDs:   []string{"client-0003"},
+		}},
+		{"days/search: one org, 3 clients, 2 methods", apiusage.Query{
+			Interval:       apiusage.Interval{Start: start, End: start.AddDate(0, 0, days)},
+			Granularity:    apiusage.GranularityDay,
+			GroupBy:        []apiusage.Dimension{apiusage.DimClient, apiusage.DimMethod, apiusage.DimTemplateURI},
+			OrganizationID: "org-3",
+			ClientIDs:      []string{"client-0013", "client-0023", "client-0033"},
+			Methods:        []string{"GET", "POST"},
+		}},
+		{"summary: one client, 7 days", apiusage.Query{
+			Interval:    apiusage.Interval{Start: start.AddDate(0, 0, days-7), End: start.AddDate(0, 0, days).Add(-time.Hour)},
+			Granularity: apiusage.GranularityDay,
+			ClientIDs:   []string{"client-0003"},
+			GroupBy:     []apiusage.Dimension{apiusage.DimClient},
+		}},
 		{"unaligned/client,method", apiusage.Query{
 			Interval:    apiusage.Interval{Start: start.Add(90 * time.Minute), End: start.AddDate(0, 0, days).Add(-90 * time.Minute)},
 			Granularity: apiusage.GranularityWeek,
@@ -225,6 +259,7 @@ func BenchmarkQuery(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			rows := 0
+			cpu0 := cpuTime()
 			for b.Loop() {
 				r, err := s.Query(context.Background(), c.q)
 				if err != nil {
@@ -232,6 +267,9 @@ func BenchmarkQuery(b *testing.B) {
 				}
 				rows = len(r)
 			}
+			// CPU time (the GC's included) is steadier than wall time on a
+			// machine shared with other work.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(float64(rows), "rows")
 			b.ReportMetric(float64(full), "hourly-rows")
 			b.ReportMetric(float64(slim), "daily-rows")
@@ -242,7 +280,8 @@ func BenchmarkQuery(b *testing.B) {
 // BenchmarkCheckpoint measures writing a snapshot of 30 days of traffic, and
 // its size per event: what the data directory costs once checkpointed.
 func BenchmarkCheckpoint(b *testing.B) {
-	const days, perHour = 30, 20_000
+	const days = 30
+	perHour := *benchPerHour
 	s := queryFixture(b, days, perHour)
 	dir := b.TempDir()
 	var size int64
@@ -263,22 +302,78 @@ func BenchmarkCheckpoint(b *testing.B) {
 }
 
 // BenchmarkOpen measures a restart: loading the snapshot of 30 days of
-// traffic and rebuilding the slim rollups.
+// traffic (and freezing its tables), then with the WAL of a million more
+// events (a day) to replay, as after a kill -9.
 func BenchmarkOpen(b *testing.B) {
-	const days, perHour = 30, 20_000
+	const days = 30
+	perHour := *benchPerHour
 	s := queryFixture(b, days, perHour)
-	dir := b.TempDir()
-	if _, err := s.cloneState(1, 0).write(dir); err != nil {
+	snapDir := b.TempDir()
+	if _, err := s.cloneState(1, 0).write(snapDir); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		t, err := Open(dir, Options{})
+	// The same snapshot and the WAL of a day's appends after it, copied
+	// while the store is open: what a kill -9 leaves.
+	walDir := b.TempDir()
+	copyFiles(b, snapDir, walDir)
+	{
+		t, err := Open(walDir, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := t.Close(); err != nil {
-			b.Fatal(err)
+		const more = 1_000_000
+		w := newWorkload(4, more/24)
+		w.start = w.start.AddDate(0, 0, days)
+		for n := 0; n < more; n += 10_000 {
+			if _, err := t.Append(context.Background(), w.batch(10_000)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		crash := b.TempDir()
+		copyFiles(b, walDir, crash)
+		t.Close()
+		walDir = crash
+	}
+	for _, c := range []struct{ name, dir string }{{"snapshot", snapDir}, {"snapshot+WAL", walDir}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				dir := b.TempDir()
+				copyFiles(b, c.dir, dir)
+				b.StartTimer()
+				t, err := Open(dir, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				// Closing writes a snapshot: not part of a restart.
+				if err := t.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// copyFiles copies the files of src but its lock into dst.
+func copyFiles(tb testing.TB, src, dst string) {
+	tb.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			tb.Fatal(err)
 		}
 	}
 }

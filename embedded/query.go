@@ -76,20 +76,16 @@ type groups struct {
 
 func (g *groups) at(i int32) *group { return &g.chunks[i/groupChunk][i%groupChunk] }
 
+// add appends a group. Chunks are kept empty by a reused scratch, and
+// filled again.
 func (g *groups) add(x group) int32 {
-	if g.n%groupChunk == 0 {
+	c := g.n / groupChunk
+	if c == len(g.chunks) {
 		g.chunks = append(g.chunks, make([]group, 0, groupChunk))
 	}
-	c := &g.chunks[len(g.chunks)-1]
-	*c = append(*c, x)
+	g.chunks[c] = append(g.chunks[c], x)
 	g.n++
 	return int32(g.n - 1)
-}
-
-// ordered is a group's place in the order of results, and its index.
-type ordered struct {
-	ord uint64
-	i   int32
 }
 
 // Query answers q from the rollups. Days wholly inside the interval come from
@@ -157,15 +153,21 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	}
 	needUser := mask.user != 0
 	flt := filters{orgs: orgs, clients: clients, methods: methods, tmpls: tmpls}
+	sc := s.getScratch()
+	defer s.putScratch(sc)
 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	// Taken under s.mu: every id in the state was given before the state
 	// changed to use it.
 	strs := s.dict.all()
+	scope, any := s.scopeOf(&flt, sc)
+	if !any {
+		return nil, nil
+	}
 
 	if q.Granularity == apiusage.GranularityDay && !needUser && mask.client != 0 && mask.tmpl != 0 && mask.method != 0 {
-		rows, err := s.queryDays(ctx, q, first, end, &flt, mask, fields, &strs, s.packBits)
+		rows, err := s.queryDays(ctx, q, first, end, &flt, &scope, mask, fields, &strs, s.packBits, sc)
 		if err != nil {
 			return nil, err
 		}
@@ -173,56 +175,76 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		return rows, nil
 	}
 
-	var gs groups
+	gs := &sc.groups
 	var buckets []time.Time
 	var bucketFirst int32 // the first group of the current bucket
-	index := map[key]int32{}
+	var index map[key]int32
 	// When the grouped fields' dictionaries are small, every combination of
 	// their ids has a slot in a dense array, found by arithmetic instead of
 	// by hashing a key: slot is the ids in mixed radix, a multiplier per
 	// field (0 when not grouped on). A slot holds its group's index plus
 	// one, valid when it is a group of the current bucket, so that the
 	// array needs no clearing between buckets.
+	// The array is the scratch's: the slots this query sets are zeroed
+	// again before it returns, through its groups when they are few.
 	var dense []int32
 	var mul key
 	if n := denseSlots(fields, &strs, s.maxDense); n > 0 {
-		dense = make([]int32, n)
+		dense = sc.denseArray(n)
 		m := uint32(1)
 		for _, f := range slices.Backward(fields) {
 			*fieldPtr(&mul, f) = m
 			m *= uint32(len(strs[f]))
 		}
+		defer func() {
+			if gs.n > len(dense)/8 {
+				clear(dense)
+				return
+			}
+			for _, c := range gs.chunks {
+				for j := range c {
+					g := &c[j].k
+					dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method] = 0
+				}
+			}
+		}()
+	} else {
+		index = map[key]int32{}
 	}
 	scan := func(t *table) {
 		b := int32(len(buckets) - 1)
-		for i := range t.keys {
-			k := &t.keys[i]
-			if !flt.match(k) {
-				continue
-			}
-			g := key{org: k.org & mask.org, client: k.client & mask.client, user: k.user & mask.user,
-				tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
-			var j int32
-			if dense != nil {
-				slot := &dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method]
-				if j = *slot - 1; j < bucketFirst {
-					j = gs.add(group{bucket: b, k: g})
-					*slot = j + 1
+		sc.spans = t.spans(&scope, sc.spans[:0])
+		for _, sp := range sc.spans {
+			keys, cnts := t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi]
+			for i := range keys {
+				k := &keys[i]
+				if !flt.match(k) {
+					continue
 				}
-			} else {
-				var ok bool
-				if j, ok = index[g]; !ok {
-					j = gs.add(group{bucket: b, k: g})
-					index[g] = j
+				g := key{org: k.org & mask.org, client: k.client & mask.client, user: k.user & mask.user,
+					tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
+				var j int32
+				if dense != nil {
+					slot := &dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method]
+					if j = *slot - 1; j < bucketFirst {
+						j = gs.add(group{bucket: b, k: g})
+						*slot = j + 1
+					}
+				} else {
+					var ok bool
+					if j, ok = index[g]; !ok {
+						j = gs.add(group{bucket: b, k: g})
+						index[g] = j
+					}
 				}
+				c, sum := &cnts[i], &gs.at(j).c
+				sum.Requests += int64(c.total)
+				sum.Status200 += int64(c.s2)
+				sum.Status300 += int64(c.s3)
+				sum.Status400 += int64(c.s4)
+				sum.Status500 += int64(c.s5)
+				sum.Status429 += int64(c.s429)
 			}
-			c, sum := &t.cnts[i], &gs.at(j).c
-			sum.Requests += int64(c.total)
-			sum.Status200 += int64(c.s2)
-			sum.Status300 += int64(c.s3)
-			sum.Status400 += int64(c.s4)
-			sum.Status500 += int64(c.s5)
-			sum.Status429 += int64(c.s429)
 		}
 	}
 
@@ -256,12 +278,12 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	order := orderGroups(&gs, fields, &strs, 64)
+	order := orderGroups(gs, fields, &strs, 64, sc, &s.order)
 
 	nameOf := s.clientNames(mask.client != 0, len(order), &strs)
 	rows := make([]apiusage.Row, len(order))
 	for i, o := range order {
-		g := gs.at(o.i)
+		g := gs.at(o)
 		rows[i] = apiusage.Row{
 			Date:           buckets[g.bucket],
 			OrganizationID: strs[fOrg][g.k.org],
@@ -284,43 +306,55 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 // Comparing strings for every comparison of a large result is slow, so each
 // grouped field's distinct ids are ranked once by their strings, and the
 // ranks packed into one integer per group, compared as such when they fit in
-// 64 bits. What is sorted is small (index, packed ranks) pairs, not groups.
+// 64 bits with the group's index below them: what is sorted is then plain
+// integers, with no comparison function called. It returns group indexes.
 // maxBits is 64 but in tests of the other path.
-func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits int) []ordered {
-	order := make([]ordered, gs.n)
+// The slices are the scratch's (sc nil in tests allocates them).
+func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits int, sc *scratch, do *dictOrder) []int32 {
+	if sc == nil {
+		sc = &scratch{}
+	}
+	order := reuse(sc.idx, gs.n)[:gs.n]
+	sc.idx = order
 	for i := range order {
-		order[i].i = int32(i)
+		order[i] = int32(i)
 	}
 	if gs.n < 2 {
 		return order
 	}
-	ranks := make([][]uint32, len(fields))
-	width := make([]int, len(fields))
+	var ranks [numFields][]uint32
+	var width [numFields]int
 	total := bits.Len(uint(gs.at(int32(gs.n - 1)).bucket))
 	for i, f := range fields {
-		seen := make([]bool, len(strs[f]))
+		seen := sc.seenArray(f, len(strs[f]))
 		for _, c := range gs.chunks {
 			for j := range c {
 				seen[fieldOf(&c[j].k, f)] = true
 			}
 		}
-		ranks[i], width[i] = rankSeen(seen, strs[f])
+		ranks[i], width[i] = sc.rankSeen(do, f, seen, strs[f])
 		total += width[i]
 	}
-	if total <= maxBits {
+	if idxBits := bits.Len(uint(gs.n)); total+idxBits <= maxBits {
+		ords := reuse(sc.ords, gs.n)
 		for j := range order {
 			g := gs.at(int32(j))
 			ord := uint64(g.bucket)
 			for i, f := range fields {
 				ord = ord<<width[i] | uint64(ranks[i][fieldOf(&g.k, f)])
 			}
-			order[j].ord = ord
+			ords = append(ords, ord<<idxBits|uint64(j))
 		}
-		slices.SortFunc(order, func(a, b ordered) int { return cmp.Compare(a.ord, b.ord) })
+		slices.Sort(ords)
+		mask := uint64(1)<<idxBits - 1
+		for j, o := range ords {
+			order[j] = int32(o & mask)
+		}
+		sc.ords = ords
 		return order
 	}
-	slices.SortFunc(order, func(x, y ordered) int {
-		a, b := gs.at(x.i), gs.at(y.i)
+	slices.SortFunc(order, func(x, y int32) int {
+		a, b := gs.at(x), gs.at(y)
 		if c := cmp.Compare(a.bucket, b.bucket); c != 0 {
 			return c
 		}
@@ -354,16 +388,42 @@ func fieldOf(k *key, f int) uint32 {
 // result holds are ranked, so that the ranks stay narrow (a few bits for a
 // field of a million values of which a query meets a hundred) and sorting
 // them costs what the result does, not what the dictionary does. It also
-// returns the bits a rank takes.
-func rankSeen(seen []bool, names []string) (rank []uint32, width int) {
-	var ids []uint32
+// returns the bits a rank takes. It clears the marks in seen (the
+// scratch's), and rank is the scratch's array of field f: only the ranks of
+// the marked ids are set. With a cache of the dictionary's order (do, nil
+// in tests) that covers every marked id, the ids are sorted as integers.
+func (sc *scratch) rankSeen(do *dictOrder, f int, seen []bool, names []string) (rank []uint32, width int) {
+	ids := sc.ids[:0]
 	for id, ok := range seen {
 		if ok {
 			ids = append(ids, uint32(id))
+			seen[id] = false
 		}
 	}
-	slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
-	rank = make([]uint32, len(names))
+	sc.ids = ids
+	var cached []uint32
+	if do != nil && len(ids) > 64 {
+		if cached = do.ranks(f); len(ids) > 0 && int(ids[len(ids)-1]) >= len(cached) {
+			do.refresh(f, names)
+			cached = nil
+		}
+	}
+	if cached != nil {
+		// The dictionary's ranks above, the id below: sorting these sorts
+		// the ids by their strings.
+		ords := reuse(sc.rankOrds, len(ids))
+		for _, id := range ids {
+			ords = append(ords, uint64(cached[id])<<32|uint64(id))
+		}
+		slices.Sort(ords)
+		for i, o := range ords {
+			ids[i] = uint32(o)
+		}
+		sc.rankOrds = ords
+	} else {
+		slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
+	}
+	rank = sc.rankArray(f, len(names))
 	for r, id := range ids {
 		rank[id] = uint32(r)
 	}

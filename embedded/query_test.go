@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -76,8 +77,8 @@ func TestOrderGroups(t *testing.T) {
 		})
 		for _, maxBits := range []int{64, 0} {
 			var got []int32
-			for _, o := range orderGroups(&gs, fields, &strs, maxBits) {
-				got = append(got, o.i)
+			for _, o := range orderGroups(&gs, fields, &strs, maxBits, nil, nil) {
+				got = append(got, o)
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("fields %v, maxBits %d: order %v..., want %v...", fields, maxBits, got[:min(10, len(got))], want[:min(10, len(want))])
@@ -172,4 +173,57 @@ func TestQueryGroups(t *testing.T) {
 			storetest.CheckQuery(t, s, m.Events(), g.Query())
 		}
 	}
+}
+
+// TestRankSeenCached checks that ranking ids by the cached order of the
+// dictionary gives the ranks that sorting by strings does, and that ids the
+// cache does not cover yet are ranked by their strings.
+func TestRankSeenCached(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	names := []string{""}
+	for i := range 3000 {
+		names = append(names, fmt.Sprintf("user-%d-%d", rng.IntN(1000), i))
+	}
+	var do dictOrder
+	var sc scratch
+	check := func(stage string, names []string, cached bool) {
+		t.Helper()
+		seen := make([]bool, len(names))
+		var ids []uint32
+		for id := range names {
+			if rng.IntN(3) == 0 || id == len(names)-1 { // the newest always
+				seen[id] = true
+				ids = append(ids, uint32(id))
+			}
+		}
+		slices.SortFunc(ids, func(a, b uint32) int { return strings.Compare(names[a], names[b]) })
+		if got := len(do.ranks(fUser)) >= len(names); got != cached {
+			t.Fatalf("%s: cache covers the dictionary: %v, want %v", stage, got, cached)
+		}
+		rank, width := sc.rankSeen(&do, fUser, seen, names)
+		for r, id := range ids {
+			if rank[id] != uint32(r) {
+				t.Fatalf("%s: rank of id %d (%q) is %d, want %d", stage, id, names[id], rank[id], r)
+			}
+		}
+		if width != bits.Len(uint(len(ids))) || slices.Contains(seen, true) {
+			t.Fatalf("%s: width %d for %d ids, or marks left", stage, width, len(ids))
+		}
+	}
+	waitCache := func(n int) {
+		for range 1000 {
+			if len(do.ranks(fUser)) >= n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatal("the cache was not rebuilt")
+	}
+	check("no cache yet", names, false)
+	waitCache(len(names))
+	check("cached", names, true)
+	more := append(slices.Clone(names), "a-new-user", "zz-new-user", "user-500-x")
+	check("dictionary grew", more, false)
+	waitCache(len(more))
+	check("cached again", more, true)
 }

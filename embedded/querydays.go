@@ -21,6 +21,42 @@ func (f *filters) match(k *key) bool {
 		f.methods.has(k.method) && f.tmpls.has(k.tmpl)
 }
 
+// scopeOf returns the rows of frozen tables a query with flt needs to read:
+// those of its organization, or of the organizations its clients have rows
+// in, and of its clients within them. It reports false when the clients
+// have no rows at all. The caller holds s.mu.
+func (s *Store) scopeOf(flt *filters, sc *scratch) (scope, bool) {
+	var out scope
+	switch {
+	case flt.orgs.on:
+		out.orgs = flt.orgs.small[:1]
+	case flt.clients.on:
+		orgs := sc.orgs[:0]
+		for _, c := range flt.clients.small {
+			orgs = s.st.orgsOf(c, orgs)
+		}
+		slices.Sort(orgs)
+		orgs = slices.Compact(orgs)
+		sc.orgs = orgs
+		if len(orgs) == 0 {
+			return out, false
+		}
+		out.orgs = orgs
+	default:
+		return out, true
+	}
+	// A client's rows are found by two binary searches per organization:
+	// worth it for a few clients, not for hundreds.
+	if flt.clients.on && len(flt.clients.small) <= 64 {
+		clients := append(sc.clients[:0], flt.clients.small...)
+		slices.Sort(clients)
+		clients = slices.Compact(clients)
+		sc.clients = clients
+		out.clients = clients
+	}
+	return out, true
+}
+
 // clientNames returns how to find the name of a client id for a result of n
 // rows, or nil when the result does not group by client. The caller holds
 // s.mu. A large result looks names up in a dense array built once, instead
@@ -61,22 +97,29 @@ type dayEntry struct {
 // grouped on; the rare row continued after its counters filled up). The
 // caller holds s.mu.
 // maxBits is 64 but in tests of the path for ranks too wide to pack.
-func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int64, flt *filters, mask key,
-	fields []int, strs *[numFields][]string, maxBits int) ([]apiusage.Row, error) {
+func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int64, flt *filters, scope *scope, mask key,
+	fields []int, strs *[numFields][]string, maxBits int, sc *scratch) ([]apiusage.Row, error) {
 	// The tables each day of the interval is read from: its slim rollup
 	// when the interval holds it whole, the hours it holds otherwise.
 	lastDay := floorDiv(end-1, 24)
 	days := s.st.days
 	from := s.st.find(floorDiv(first, 24))
-	tables := func(p *dayPart, yield func(*table)) {
+	// Of each table, only the spans of rows the scope may hold.
+	tables := func(p *dayPart, yield func(keys []key, cnts []cnt)) {
+		read := func(t *table) {
+			sc.spans = t.spans(scope, sc.spans[:0])
+			for _, sp := range sc.spans {
+				yield(t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi])
+			}
+		}
 		h0 := p.day * 24
 		if first <= h0 && h0+24 <= end {
-			yield(&p.slim)
+			read(&p.slim)
 			return
 		}
 		for h := max(first-h0, 0); h < min(end-h0, 24); h++ {
 			if t := p.hours[h]; t != nil {
-				yield(t)
+				read(t)
 			}
 		}
 	}
@@ -89,17 +132,24 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	// on it.
 	var seen [numFields][]bool
 	for _, f := range []int{fOrg, fClient, fTmpl, fMethod} {
-		seen[f] = make([]bool, len(strs[f]))
+		seen[f] = sc.seenArray(f, len(strs[f]))
 	}
+	// Ranking clears the marks of the grouped fields; the others' (and
+	// everyone's when the query ends early) are cleared here.
+	defer func() {
+		for _, f := range []int{fOrg, fClient, fTmpl, fMethod} {
+			clear(seen[f])
+		}
+	}()
 	matched, longest := 0, 0
 	for i := from; i < len(days) && days[i].day <= lastDay; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		n := 0
-		tables(days[i], func(t *table) {
-			for j := range t.keys {
-				k := &t.keys[j]
+		tables(days[i], func(keys []key, _ []cnt) {
+			for j := range keys {
+				k := &keys[j]
 				if !flt.match(k) {
 					continue
 				}
@@ -116,11 +166,11 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ranks := make([][]uint32, len(fields))
-	width := make([]int, len(fields))
+	var ranks [numFields][]uint32
+	var width [numFields]int
 	total := 0
 	for i, f := range fields {
-		ranks[i], width[i] = rankSeen(seen[f], strs[f])
+		ranks[i], width[i] = sc.rankSeen(&s.order, f, seen[f], strs[f])
 		total += width[i]
 	}
 	// A day's rows sort as plain integers, with no comparison function
@@ -151,22 +201,22 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 		sum.Status500 += int64(c.s5)
 		sum.Status429 += int64(c.s429)
 	}
-	var ords []uint64
-	var idx []int32
-	day := make([]dayEntry, 0, longest)
+	ords, idx := sc.ords[:0], sc.idx[:0]
+	day := reuse(sc.day, longest)
+	defer func() { sc.ords, sc.idx, sc.day = ords, idx, day }()
 	for i := from; i < len(days) && days[i].day <= lastDay; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		p := days[i]
 		day = day[:0]
-		tables(p, func(t *table) {
-			for j := range t.keys {
-				k := &t.keys[j]
+		tables(p, func(keys []key, cnts []cnt) {
+			for j := range keys {
+				k := &keys[j]
 				if flt.match(k) {
 					day = append(day, dayEntry{
 						k: key{org: k.org & mask.org, client: k.client, tmpl: k.tmpl, method: k.method},
-						c: t.cnts[j],
+						c: cnts[j],
 					})
 				}
 			}

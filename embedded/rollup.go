@@ -1,8 +1,11 @@
 package embedded
 
 import (
+	"cmp"
 	"math"
+	"math/bits"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -54,6 +57,14 @@ func (c *cnt) add(d cnt) {
 // to row used only to update it. The index is built lazily on the first
 // update, so that tables loaded from a snapshot that are never written again
 // (nearly all of them: most events are recent) cost no map.
+//
+// A table no longer written is frozen (see freeze): its rows sorted by
+// organization and client into exact-size slices, with a directory of each
+// organization's rows, so that a query about one organization or a few
+// clients reads only their rows, and without its index. A late write to a
+// frozen table still works: it updates a row in place or appends one after
+// the sorted rows (the tail), which queries read whole until the table is
+// frozen again.
 type table struct {
 	keys  []key
 	cnts  []cnt
@@ -62,7 +73,21 @@ type table struct {
 	// copies them before its first change (keys are only ever appended to,
 	// which leaves the snapshot's prefix alone).
 	shared bool
+	// sorted is how many leading rows are in (organization, client) order
+	// and described by orgs; 0 for a table never frozen.
+	sorted int32
+	orgs   []orgRange
 }
+
+// orgRange is where one organization's rows are in a frozen table's sorted
+// rows: keys[lo:hi].
+type orgRange struct {
+	org    uint32
+	lo, hi int32
+}
+
+// span is a range of a table's rows, [lo, hi).
+type span struct{ lo, hi int32 }
 
 // add adds d to the row of k. A key may own several rows when one filled up;
 // the index points at the last, and queries sum them all.
@@ -86,6 +111,151 @@ func (t *table) add(k key, d cnt) {
 	t.cnts = append(t.cnts, d)
 }
 
+// tail is how many rows were added after the sorted ones.
+func (t *table) tail() int { return len(t.keys) - int(t.sorted) }
+
+// scope narrows the rows a query reads in frozen tables: those of orgs
+// (sorted, nil for every organization), and within them of clients only
+// (sorted, nil for every client). It never decides what matches: the
+// query's filters still check every row read.
+type scope struct {
+	orgs    []uint32
+	clients []uint32
+}
+
+// spans appends to buf the spans of t's rows that can hold rows in sc, and
+// returns it. Within an organization of a frozen table a client's rows are
+// contiguous, found by binary search.
+func (t *table) spans(sc *scope, buf []span) []span {
+	n := int32(len(t.keys))
+	if sc.orgs == nil || t.sorted == 0 {
+		if n > 0 {
+			buf = append(buf, span{0, n})
+		}
+		return buf
+	}
+	dir := t.orgs
+	for _, org := range sc.orgs {
+		i, ok := slices.BinarySearchFunc(dir, org, func(r orgRange, o uint32) int { return cmp.Compare(r.org, o) })
+		if !ok {
+			continue
+		}
+		r := dir[i]
+		dir = dir[i+1:] // sc.orgs is sorted
+		if sc.clients == nil {
+			buf = append(buf, span{r.lo, r.hi})
+			continue
+		}
+		rows := t.keys[r.lo:r.hi]
+		from := 0
+		for _, c := range sc.clients {
+			lo := from + sort.Search(len(rows)-from, func(j int) bool { return rows[from+j].client >= c })
+			hi := lo + sort.Search(len(rows)-lo, func(j int) bool { return rows[lo+j].client > c })
+			if lo < hi {
+				buf = append(buf, span{r.lo + int32(lo), r.lo + int32(hi)})
+			}
+			from = hi
+		}
+	}
+	if t.sorted < n {
+		buf = append(buf, span{t.sorted, n})
+	}
+	return buf
+}
+
+// frozen is a table's rows sorted by organization and client, in new
+// exact-size slices, with its directory: what freeze builds, to be swapped
+// in by install.
+type frozen struct {
+	keys   []key
+	cnts   []cnt
+	orgs   []orgRange
+	shared bool
+}
+
+// freeze returns t's rows in (organization, client) order in new slices,
+// and the directory of its organizations. It copies rather than sorts in
+// place because a snapshot being written may be reading the old slices.
+// The sort is on one integer per row when the ids and the row index pack in
+// 64 bits (always, short of billions of clients), which is stable. scratch
+// is reused between calls.
+func (t *table) freeze(scratch *[]uint64) frozen {
+	n := len(t.keys)
+	shared := false
+	keys, cnts := t.keys, t.cnts
+	if !sortedByOrgClient(keys) {
+		var maxOrg, maxClient uint32
+		for i := range keys {
+			maxOrg = max(maxOrg, keys[i].org)
+			maxClient = max(maxClient, keys[i].client)
+		}
+		ib, cb, ob := bits.Len(uint(n)), bits.Len32(maxClient), bits.Len32(maxOrg)
+		nk, nc := make([]key, n), make([]cnt, n)
+		if ib+cb+ob <= 64 {
+			ords := (*scratch)[:0]
+			for i := range keys {
+				ords = append(ords, uint64(keys[i].org)<<(cb+ib)|uint64(keys[i].client)<<ib|uint64(i))
+			}
+			slices.Sort(ords)
+			mask := uint64(1)<<ib - 1
+			for j, o := range ords {
+				i := int(o & mask)
+				nk[j], nc[j] = keys[i], cnts[i]
+			}
+			*scratch = ords
+		} else {
+			idx := make([]int32, n)
+			for i := range idx {
+				idx[i] = int32(i)
+			}
+			slices.SortStableFunc(idx, func(a, b int32) int { return compareOrgClient(&keys[a], &keys[b]) })
+			for j, i := range idx {
+				nk[j], nc[j] = keys[i], cnts[i]
+			}
+		}
+		keys, cnts = nk, nc
+	} else if cap(keys) != n || cap(cnts) != n {
+		keys, cnts = slices.Clone(keys), slices.Clone(cnts)
+	} else {
+		shared = t.shared // the same slices: still the snapshot's
+	}
+	var orgs []orgRange
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && keys[j].org == keys[i].org {
+			j++
+		}
+		orgs = append(orgs, orgRange{org: keys[i].org, lo: int32(i), hi: int32(j)})
+		i = j
+	}
+	return frozen{keys: keys, cnts: cnts, orgs: slices.Clip(orgs), shared: shared}
+}
+
+// install makes f, built by freeze from t's rows as they still are, t's
+// rows. The caller holds the state's write lock.
+func (t *table) install(f frozen) {
+	t.keys, t.cnts, t.orgs = f.keys, f.cnts, f.orgs
+	t.sorted = int32(len(f.keys))
+	t.index = nil
+	t.shared = f.shared
+}
+
+func compareOrgClient(a, b *key) int {
+	if c := cmp.Compare(a.org, b.org); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.client, b.client)
+}
+
+func sortedByOrgClient(keys []key) bool {
+	for i := 1; i < len(keys); i++ {
+		if compareOrgClient(&keys[i-1], &keys[i]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // dayPart is one UTC day of usage: the full rollup of each of its hours, and
 // the slim rollup (without users) of the whole day, which answers the common
 // queries (whole days, not grouped by user) with one row per client,
@@ -94,6 +264,9 @@ type dayPart struct {
 	day   int64 // days since the Unix epoch
 	hours [24]*table
 	slim  table
+	// warm is set while the part is in state.warm: some table of it has
+	// rows that are not frozen.
+	warm bool
 }
 
 // state is everything the store knows, guarded by Store.mu. Only the writer
@@ -102,9 +275,22 @@ type state struct {
 	days  []*dayPart        // sorted by day
 	names map[uint32]uint32 // client id → the last name id given
 	last  *dayPart          // the day last written: batches are mostly one day
+	// warm are the day parts with rows not frozen yet, which the writer
+	// freezes once they are cold (see Store.freezeCold).
+	warm []*dayPart
+	// clientOrg is, by client id, the organization id plus one of the
+	// organization the client has rows in; 0 for none yet, and
+	// manyOrgs when several, which clientOrgs then lists. It lets a client
+	// query read only its organizations' rows of frozen tables.
+	clientOrg  []uint32
+	clientOrgs map[uint32][]uint32
 }
 
-func newState() *state { return &state{names: map[uint32]uint32{}} }
+// manyOrgs marks, in state.clientOrg, a client with rows in several
+// organizations.
+const manyOrgs = math.MaxUint32
+
+func newState() *state { return &state{names: map[uint32]uint32{}, clientOrgs: map[uint32][]uint32{}} }
 
 // find returns the index of the first day part at or after day.
 func (st *state) find(day int64) int {
@@ -156,12 +342,75 @@ func (st *state) addHour(d delta) {
 		p.hours[h] = t
 	}
 	t.add(d.k, d.c)
+	if !p.warm && t.tail() > 0 {
+		st.warmUp(p)
+	}
 }
 
 // addDay adds a delta whose hour field is a day, and whose user is 0, to the
-// slim rollup of that day only.
+// slim rollup of that day only. Every hourly row has a slim row of its
+// organization and client, so the slim rollups are where clientOrg learns
+// them.
 func (st *state) addDay(d delta) {
-	st.part(d.hour).slim.add(d.k, d.c)
+	p := st.part(d.hour)
+	n := len(p.slim.keys)
+	p.slim.add(d.k, d.c)
+	if len(p.slim.keys) > n {
+		st.noteClient(d.k.client, d.k.org)
+	}
+	if !p.warm && p.slim.tail() > 0 {
+		st.warmUp(p)
+	}
+}
+
+func (st *state) warmUp(p *dayPart) {
+	p.warm = true
+	st.warm = append(st.warm, p)
+}
+
+// noteClient records that client has rows in org.
+func (st *state) noteClient(client, org uint32) {
+	if int(client) >= len(st.clientOrg) {
+		st.clientOrg = slices.Grow(st.clientOrg, int(client)+1-len(st.clientOrg))
+		st.clientOrg = st.clientOrg[:cap(st.clientOrg)]
+	}
+	switch v := st.clientOrg[client]; v {
+	case org + 1:
+	case 0:
+		st.clientOrg[client] = org + 1
+	case manyOrgs:
+		if orgs := st.clientOrgs[client]; !slices.Contains(orgs, org) {
+			st.clientOrgs[client] = append(orgs, org)
+		}
+	default:
+		st.clientOrg[client] = manyOrgs
+		st.clientOrgs[client] = []uint32{v - 1, org}
+	}
+}
+
+// orgsOf appends to buf the organizations client has rows in.
+func (st *state) orgsOf(client uint32, buf []uint32) []uint32 {
+	if int(client) >= len(st.clientOrg) {
+		return buf
+	}
+	switch v := st.clientOrg[client]; v {
+	case 0:
+		return buf
+	case manyOrgs:
+		return append(buf, st.clientOrgs[client]...)
+	default:
+		return append(buf, v-1)
+	}
+}
+
+// tables calls yield with every table of p.
+func (p *dayPart) tables(yield func(*table)) {
+	for _, t := range p.hours {
+		if t != nil {
+			yield(t)
+		}
+	}
+	yield(&p.slim)
 }
 
 // delta is a change to one row of one hour.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/apiusage/apiusage"
@@ -315,7 +316,16 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	r := bufio.NewReaderSize(f, 1<<20)
 	var buf []byte
 	seenHeader := false
+	var tl *tableLoader
+	defer func() {
+		if tl != nil {
+			tl.wait()
+		}
+	}()
 	for {
+		if tl != nil {
+			buf = tl.buffer()
+		}
 		buf, err = readFrame(r, buf, left)
 		if err == nil {
 			left -= int64(frameHeader + len(buf))
@@ -330,6 +340,21 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		kind := d.byte()
 		if !seenHeader && kind != frameHeaderKind {
 			return fmt.Errorf("no snapshot header")
+		}
+		if kind == frameTable || kind == frameSlim {
+			if tl == nil {
+				tl = s.startTableLoader()
+			}
+			tl.add(d.b, kind == frameSlim)
+			buf = nil // the loader's now
+			continue
+		}
+		if tl != nil {
+			err := tl.wait()
+			tl = nil
+			if err != nil {
+				return fmt.Errorf("table frame: %w", err)
+			}
 		}
 		switch kind {
 		case frameHeaderKind:
@@ -381,8 +406,6 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 					s.dd.addID(idKey{org: org, id: id}, at)
 				}
 			}
-		case frameTable, frameSlim:
-			s.loadTable(&d, kind == frameSlim)
 		case frameEnd:
 			if len(d.b) != 0 {
 				d.fail()
@@ -407,14 +430,24 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	}
 }
 
-// loadTable appends the rows of a 'T' frame to their hour, or of an 'S'
-// frame to their day's slim rollup, without building an index: most tables
-// are never written again.
-func (s *Store) loadTable(d *decoder, slim bool) {
-	hour := d.varint()
+// tableChunk is the rows of one 'T' or 'S' frame, decoded.
+type tableChunk struct {
+	slim bool
+	hour int64 // the day, for a slim rollup
+	keys []key
+	cnts []cnt
+	err  error
+}
+
+// decodeTable decodes a 'T' frame (an 'S' frame when slim) after its kind
+// byte, checking its ids against the dictionary sizes nstr. It only reads,
+// so that frames decode in parallel (see tableLoader).
+func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32) tableChunk {
+	d := decoder{b: payload}
+	c := tableChunk{slim: slim, hour: d.varint()}
 	n := d.count(6)
 	if d.err != nil {
-		return
+		return tableChunk{err: d.err}
 	}
 	keys := make([]key, n)
 	cols := []struct {
@@ -431,10 +464,10 @@ func (s *Store) loadTable(d *decoder, slim bool) {
 		if slim && col.field == fUser {
 			continue
 		}
-		nstr := uint32(len(s.dict.strs[col.field]))
+		max := nstr[col.field]
 		for i := range keys {
 			v := d.u32()
-			if v >= nstr {
+			if v >= max {
 				d.fail()
 			}
 			*col.at(&keys[i]) = v
@@ -444,27 +477,125 @@ func (s *Store) loadTable(d *decoder, slim bool) {
 	for i := range cnts {
 		cnts[i] = d.cnt()
 	}
-	if d.err != nil {
-		return
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
 	}
+	if d.err != nil {
+		return tableChunk{err: d.err}
+	}
+	c.keys, c.cnts = keys, cnts
+	return c
+}
+
+// addChunk appends decoded rows to their hour, or to their day's slim
+// rollup, without building an index: most tables are never written again.
+func (s *Store) addChunk(c tableChunk) {
 	var t *table
-	if slim {
-		t = &s.st.part(hour).slim
+	if c.slim {
+		t = &s.st.part(c.hour).slim
+		for i := range c.keys {
+			s.st.noteClient(c.keys[i].client, c.keys[i].org)
+		}
 	} else {
-		day := floorDiv(hour, 24)
+		day := floorDiv(c.hour, 24)
 		p := s.st.part(day)
-		h := hour - day*24
+		h := c.hour - day*24
 		if p.hours[h] == nil {
 			p.hours[h] = new(table)
 		}
 		t = p.hours[h]
 	}
 	if t.keys == nil {
-		t.keys, t.cnts = keys, cnts
+		t.keys, t.cnts = c.keys, c.cnts
 		return
 	}
-	t.keys = append(t.keys, keys...)
-	t.cnts = append(t.cnts, cnts...)
+	t.keys = append(t.keys, c.keys...)
+	t.cnts = append(t.cnts, c.cnts...)
+}
+
+// tableLoader decodes the table frames of a snapshot on every core while
+// the frames are read, and adds them to the state in file order: decoding
+// (and the first touch of the memory the rows go to) is most of what a
+// restart costs. It runs only while table frames follow one another: any
+// other frame waits for it (see Store.loadSnapshot), so that the dictionary
+// the decoders check ids against never changes under them.
+type tableLoader struct {
+	jobs  chan *tableJob
+	order chan *tableJob
+	free  chan []byte
+	done  chan error
+	nstr  [numFields]uint32
+}
+
+type tableJob struct {
+	payload []byte
+	slim    bool
+	out     chan tableChunk
+}
+
+func (s *Store) startTableLoader() *tableLoader {
+	workers := runtime.GOMAXPROCS(0)
+	l := &tableLoader{
+		jobs:  make(chan *tableJob, 2*workers),
+		order: make(chan *tableJob, 4*workers),
+		free:  make(chan []byte, 4*workers+2),
+		done:  make(chan error, 1),
+	}
+	for f := range numFields {
+		l.nstr[f] = uint32(len(s.dict.strs[f]))
+	}
+	for range workers {
+		go func() {
+			for j := range l.jobs {
+				j.out <- decodeTable(j.payload, j.slim, &l.nstr)
+			}
+		}()
+	}
+	go func() {
+		var err error
+		for j := range l.order {
+			c := <-j.out
+			select {
+			case l.free <- j.payload[:0]:
+			default:
+			}
+			if err == nil && c.err != nil {
+				err = c.err
+			}
+			if err == nil {
+				s.addChunk(c)
+			}
+		}
+		l.done <- err
+	}()
+	return l
+}
+
+// buffer returns a buffer for the next frame, one a job is done with when
+// there is one.
+func (l *tableLoader) buffer() []byte {
+	select {
+	case b := <-l.free:
+		return b
+	default:
+		return nil
+	}
+}
+
+// add decodes a table frame's payload (after its kind byte), which the
+// loader now owns.
+func (l *tableLoader) add(payload []byte, slim bool) {
+	j := &tableJob{payload: payload, slim: slim, out: make(chan tableChunk, 1)}
+	l.order <- j
+	l.jobs <- j
+}
+
+// wait waits for every frame given to be added to the state, and returns
+// the first error.
+func (l *tableLoader) wait() error {
+	close(l.jobs)
+	close(l.order)
+	return <-l.done
 }
 
 // startCheckpoint begins a checkpoint: it starts a new WAL segment, takes a

@@ -101,6 +101,18 @@ type Store struct {
 	// of the other paths.
 	packBits int
 	maxDense int
+
+	// scratch holds the working memory of queries not running (see
+	// scratch.go).
+	scratch chan *scratch
+	// order caches the order of the dictionaries' strings for queries.
+	order dictOrder
+	// freezeBuf is the writer's scratch for sorting tables it freezes.
+	freezeBuf []uint64
+	// replayBuf and replayParts buffer the deltas of WAL records replayed
+	// by recovery (see replay.go).
+	replayBuf   []delta
+	replayParts []*dayPart
 }
 
 // Open opens the usage store in dir, creating the directory when needed, and
@@ -148,6 +160,7 @@ func Open(dir string, opts Options) (*Store, error) {
 
 		packBits: 64,
 		maxDense: maxDenseSlots,
+		scratch:  make(chan *scratch, scratches),
 	}
 	for f := range s.logged {
 		s.logged[f] = 1 // id 0, the empty string, is implicit
@@ -159,6 +172,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	s.freezeAll()
 	go s.writer()
 	return s, nil
 }
@@ -690,6 +704,7 @@ func (s *Store) writer() {
 		}
 		s.commit(group)
 		clear(group)
+		s.freezeCold()
 		// The WAL may grow to half the last snapshot when that is more than
 		// the configured bound: a snapshot rewrites the whole state, so
 		// its cost stays proportional to what was appended since the last.

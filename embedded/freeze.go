@@ -1,0 +1,85 @@
+package embedded
+
+import (
+	"runtime"
+	"sync"
+)
+
+// freezeCold freezes the tables of the day parts that have gone cold: older
+// than the day before the newest day written. Events arrive in time order,
+// give or take a little, so a cold day is rarely written again; when it is,
+// its table takes the write in a tail (see table), and is frozen again here
+// once the tail has grown to a quarter of the sorted rows, so that a stream
+// of late events does not sort the same table over and over.
+//
+// Only the writer changes tables, so it builds the frozen rows without the
+// state's lock, and takes the lock only to install them: queries wait for
+// pointer swaps, not for sorting.
+func (s *Store) freezeCold() {
+	st := s.st
+	if len(st.warm) == 0 {
+		return
+	}
+	newest := st.days[len(st.days)-1].day
+	var todo []*table
+	keep := st.warm[:0]
+	for _, p := range st.warm {
+		if p.day >= newest-1 {
+			keep = append(keep, p)
+			continue
+		}
+		p.warm = false
+		p.tables(func(t *table) {
+			if n := t.tail(); n > 0 && (t.sorted == 0 || n >= int(t.sorted)/4) {
+				todo = append(todo, t)
+			}
+		})
+	}
+	clear(st.warm[len(keep):])
+	st.warm = keep
+	if len(todo) == 0 {
+		return
+	}
+	built := make([]frozen, len(todo))
+	for i, t := range todo {
+		built[i] = t.freeze(&s.freezeBuf)
+	}
+	s.mu.Lock()
+	for i, t := range todo {
+		t.install(built[i])
+	}
+	s.mu.Unlock()
+}
+
+// freezeAll freezes every table with rows not frozen, on every core: what
+// Open does once the state is recovered, before any query can run, so that
+// a restarted store starts with every table frozen (the writer freezes the
+// warm ones again as they go cold).
+func (s *Store) freezeAll() {
+	var todo []*table
+	for _, p := range s.st.days {
+		p.warm = false
+		p.tables(func(t *table) {
+			if t.tail() > 0 {
+				todo = append(todo, t)
+			}
+		})
+	}
+	clear(s.st.warm)
+	s.st.warm = s.st.warm[:0]
+	work := make(chan *table, len(todo))
+	for _, t := range todo {
+		work <- t
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
+		wg.Go(func() {
+			var buf []uint64
+			for t := range work {
+				t.install(t.freeze(&buf))
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -211,11 +211,11 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	} else {
 		index = map[key]int32{}
 	}
+	sc.rows.setLimits(&strs)
+	var scanErr error
 	scan := func(t *table) {
 		b := int32(len(buckets) - 1)
-		sc.spans = t.spans(&scope, sc.spans[:0])
-		for _, sp := range sc.spans {
-			keys, cnts := t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi]
+		err := t.read(&scope, &sc.spans, &sc.rows, func(keys []key, cnts []cnt) {
 			for i := range keys {
 				k := &keys[i]
 				if !flt.match(k) {
@@ -245,6 +245,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 				sum.Status500 += int64(c.s5)
 				sum.Status429 += int64(c.s429)
 			}
+		})
+		if err != nil && scanErr == nil {
+			scanErr = err
 		}
 	}
 
@@ -275,6 +278,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		}
 	}
 	index = nil
+	if scanErr != nil {
+		return nil, scanErr
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -105,11 +105,12 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	days := s.st.days
 	from := s.st.find(floorDiv(first, 24))
 	// Of each table, only the spans of rows the scope may hold.
+	sc.rows.setLimits(strs)
+	var scanErr error
 	tables := func(p *dayPart, yield func(keys []key, cnts []cnt)) {
 		read := func(t *table) {
-			sc.spans = t.spans(scope, sc.spans[:0])
-			for _, sp := range sc.spans {
-				yield(t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi])
+			if err := t.read(scope, &sc.spans, &sc.rows, yield); err != nil && scanErr == nil {
+				scanErr = err
 			}
 		}
 		h0 := p.day * 24
@@ -162,6 +163,9 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 		})
 		matched += n
 		longest = max(longest, n)
+	}
+	if scanErr != nil {
+		return nil, scanErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -221,6 +225,9 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 				}
 			}
 		})
+		if scanErr != nil {
+			return nil, scanErr
+		}
 		if len(day) == 0 {
 			continue
 		}

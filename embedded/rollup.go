@@ -77,6 +77,15 @@ type table struct {
 	// and described by orgs; 0 for a table never frozen.
 	sorted int32
 	orgs   []orgRange
+	// packed, when not nil, holds the table's packedRows rows instead of
+	// keys and cnts (see packed.go), packedOrg the organization of each
+	// chunk (manyOrgs for one of several). Chunks never change in place.
+	packed     []packedChunk
+	packedOrg  []uint32
+	packedRows int
+	// gen counts changes, so that a checkpoint can tell whether the rows it
+	// packed are still the table's when it hands them back.
+	gen uint64
 }
 
 // orgRange is where one organization's rows are in a frozen table's sorted
@@ -92,6 +101,8 @@ type span struct{ lo, hi int32 }
 // add adds d to the row of k. A key may own several rows when one filled up;
 // the index points at the last, and queries sum them all.
 func (t *table) add(k key, d cnt) {
+	t.unpack()
+	t.gen++
 	if t.shared {
 		t.cnts = slices.Clone(t.cnts)
 		t.shared = false
@@ -284,6 +295,9 @@ type state struct {
 	// query read only its organizations' rows of frozen tables.
 	clientOrg  []uint32
 	clientOrgs map[uint32][]uint32
+	// newDay is set when a day after every other begins: days before may
+	// have gone cold (see coldUnpacked).
+	newDay bool
 }
 
 // manyOrgs marks, in state.clientOrg, a client with rows in several
@@ -319,7 +333,31 @@ func (st *state) part(day int64) *dayPart {
 	p := &dayPart{day: day}
 	st.days = slices.Insert(st.days, i, p)
 	st.last = p
+	if i == len(st.days)-1 {
+		st.newDay = true
+	}
 	return p
+}
+
+// coldUnpacked returns the rows of hourly tables of days before the two
+// newest that are not packed yet: what the next checkpoints would pack.
+func (st *state) coldUnpacked() int {
+	n := 0
+	if len(st.days) == 0 {
+		return 0
+	}
+	newest := st.days[len(st.days)-1].day
+	for _, p := range st.days {
+		if p.day >= newest-1 {
+			break
+		}
+		for _, t := range p.hours {
+			if t != nil && t.packed == nil {
+				n += len(t.keys)
+			}
+		}
+	}
+	return n
 }
 
 // apply adds a delta to the full rollup of its hour and the slim rollup of its

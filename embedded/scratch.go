@@ -26,6 +26,7 @@ type scratch struct {
 	day      []dayEntry
 	ords     []uint64
 	idx      []int32
+	rows     rowScratch // packed tables decoded
 }
 
 // maxKeptChunks bounds the group chunks a scratch keeps between queries
@@ -74,6 +75,9 @@ func (s *Store) putScratch(sc *scratch) {
 	}
 	if cap(sc.idx)*4 > maxKeptBytes {
 		sc.idx = nil
+	}
+	if cap(sc.rows.keys)*20 > maxKeptBytes {
+		sc.rows.keys, sc.rows.cnts = nil, nil
 	}
 	select {
 	case s.scratch <- sc:

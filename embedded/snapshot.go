@@ -62,6 +62,8 @@ type snapshot struct {
 	ids    []fifoItem[idKey]
 	tables []snapTable
 	slims  []snapTable // hour is the day
+	// packs are the chunks written of tables to pack, filled by write.
+	packs []packResult
 }
 
 type snapKey struct {
@@ -70,10 +72,18 @@ type snapKey struct {
 	receipt apiusage.Receipt
 }
 
+// snapTable is a table as a snapshot writes it: its rows, or its packed
+// chunks. When pack is set (a frozen table, whose orgs are its directory),
+// the writer encodes it one organization a chunk and hands the chunks back
+// for the table, as of change gen, to be packed.
 type snapTable struct {
-	hour int64
-	keys []key
-	cnts []cnt
+	hour   int64
+	keys   []key
+	cnts   []cnt
+	packed []packedChunk
+	pack   *table
+	gen    uint64
+	orgs   []orgRange
 }
 
 // cloneState copies the state for a snapshot numbered seg. It copies no
@@ -112,12 +122,21 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 			if t == nil {
 				continue
 			}
+			hour := p.day*24 + int64(h)
+			if t.packed != nil {
+				snap.tables = append(snap.tables, snapTable{hour: hour, packed: t.packed})
+				continue
+			}
 			n := len(t.keys)
-			snap.tables = append(snap.tables, snapTable{hour: p.day*24 + int64(h), keys: t.keys[:n:n], cnts: t.cnts[:n:n]})
+			st := snapTable{hour: hour, keys: t.keys[:n:n], cnts: t.cnts[:n:n]}
 			t.shared = true
 			if cold {
 				t.index = nil
+				if n > 0 && t.tail() == 0 {
+					st.pack, st.gen, st.orgs = t, t.gen, t.orgs
+				}
 			}
+			snap.tables = append(snap.tables, st)
 		}
 		n := len(p.slim.keys)
 		snap.slims = append(snap.slims, snapTable{hour: p.day, keys: p.slim.keys[:n:n], cnts: p.slim.cnts[:n:n]})
@@ -240,32 +259,33 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 		}
 	}
 	writeTables := func(kind byte, tables []snapTable) error {
+		writeChunk := func(hour int64, c packedChunk) error {
+			frame(kind)
+			buf = putVarint(buf, hour)
+			buf = append(buf, c...)
+			return flush()
+		}
 		for _, t := range tables {
-			for i := 0; i < len(t.keys); i += maxChunk {
-				keys := t.keys[i:min(i+maxChunk, len(t.keys))]
-				frame(kind)
-				buf = putVarint(buf, t.hour)
-				buf = putUvarint(buf, uint64(len(keys)))
-				for _, k := range keys {
-					buf = putUvarint(buf, uint64(k.org))
+			for _, c := range t.packed {
+				if err := writeChunk(t.hour, c); err != nil {
+					return err
 				}
-				for _, k := range keys {
-					buf = putUvarint(buf, uint64(k.client))
-				}
-				if kind == frameTable {
-					for _, k := range keys {
-						buf = putUvarint(buf, uint64(k.user))
+			}
+			if t.pack != nil {
+				chunks, orgs := packChunks(t.keys, t.cnts, t.orgs)
+				for _, c := range chunks {
+					if err := writeChunk(t.hour, c); err != nil {
+						return err
 					}
 				}
-				for _, k := range keys {
-					buf = putUvarint(buf, uint64(k.tmpl))
-				}
-				for _, k := range keys {
-					buf = putUvarint(buf, uint64(k.method))
-				}
-				for _, c := range t.cnts[i : i+len(keys)] {
-					buf = putCnt(buf, c)
-				}
+				snap.packs = append(snap.packs, packResult{t: t.pack, gen: t.gen, rows: len(t.keys), chunks: chunks, orgs: orgs})
+				continue
+			}
+			for i := 0; i < len(t.keys); i += maxChunk {
+				end := min(i+maxChunk, len(t.keys))
+				frame(kind)
+				buf = putVarint(buf, t.hour)
+				buf = appendRows(buf, t.keys[i:end], t.cnts[i:end], kind == frameTable)
 				if err := flush(); err != nil {
 					return err
 				}
@@ -430,13 +450,17 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	}
 }
 
-// tableChunk is the rows of one 'T' or 'S' frame, decoded.
+// tableChunk is the rows of one 'T' or 'S' frame: decoded for the slim
+// rollup, checked and kept packed (a slice of the frame) for an hour.
 type tableChunk struct {
-	slim bool
-	hour int64 // the day, for a slim rollup
-	keys []key
-	cnts []cnt
-	err  error
+	slim   bool
+	hour   int64 // the day, for a slim rollup
+	keys   []key
+	cnts   []cnt
+	packed packedChunk
+	rows   int    // rows of packed
+	org    uint32 // organization of packed, or manyOrgs
+	err    error
 }
 
 // decodeTable decodes a 'T' frame (an 'S' frame when slim) after its kind
@@ -445,6 +469,17 @@ type tableChunk struct {
 func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32) tableChunk {
 	d := decoder{b: payload}
 	c := tableChunk{slim: slim, hour: d.varint()}
+	if !slim && d.err == nil {
+		// An hour's rows stay packed (see packed.go): checked, not decoded.
+		var cols columns
+		chunk := packedChunk(d.b)
+		n, org, err := checkRows(chunk, true, nstr, &cols)
+		if err != nil {
+			return tableChunk{err: err}
+		}
+		c.packed, c.rows, c.org = chunk[:len(chunk):len(chunk)], n, org
+		return c
+	}
 	n := d.count(6)
 	if d.err != nil {
 		return tableChunk{err: d.err}
@@ -504,6 +539,21 @@ func (s *Store) addChunk(c tableChunk) {
 			p.hours[h] = new(table)
 		}
 		t = p.hours[h]
+		if c.packed != nil && t.keys == nil {
+			t.packed = append(t.packed, c.packed)
+			t.packedOrg = append(t.packedOrg, c.org)
+			t.packedRows += c.rows
+			return
+		}
+		if c.packed != nil {
+			// Not what this package's snapshots hold (an hour's rows are
+			// all packed or none), but readable all the same.
+			var cols columns
+			var err error
+			if c.keys, c.cnts, err = decodeRows(c.packed, true, &noLimits, &cols, nil, nil); err != nil {
+				panic(fmt.Sprintf("embedded: a checked chunk does not decode: %v", err))
+			}
+		}
 	}
 	if t.keys == nil {
 		t.keys, t.cnts = c.keys, c.cnts
@@ -555,9 +605,11 @@ func (s *Store) startTableLoader() *tableLoader {
 		var err error
 		for j := range l.order {
 			c := <-j.out
-			select {
-			case l.free <- j.payload[:0]:
-			default:
+			if c.packed == nil { // a packed chunk keeps its frame
+				select {
+				case l.free <- j.payload[:0]:
+				default:
+				}
 			}
 			if err == nil && c.err != nil {
 				err = c.err
@@ -605,7 +657,7 @@ func (s *Store) startCheckpoint() {
 	next := s.seg + 1
 	f, err := openSegment(s.dir, next, 0)
 	if err != nil {
-		s.checkpointDone(fmt.Errorf("start WAL segment: %w", err))
+		s.checkpointDone(checkpointResult{err: fmt.Errorf("start WAL segment: %w", err)})
 		return
 	}
 	s.wal.Close() // fsynced by its last commit
@@ -613,7 +665,10 @@ func (s *Store) startCheckpoint() {
 	s.ckCovered = s.walSize
 	snap := s.cloneState(next, s.now().UnixNano())
 	s.ckRunning = true
-	go func() { s.ckDone <- s.writeCheckpoint(snap) }()
+	go func() {
+		err := s.writeCheckpoint(snap)
+		s.ckDone <- checkpointResult{err: err, packs: snap.packs}
+	}()
 }
 
 // writeCheckpoint writes a snapshot and deletes what it makes redundant.
@@ -633,14 +688,22 @@ func (s *Store) writeCheckpoint(snap *snapshot) error {
 	return nil
 }
 
+// checkpointResult is the outcome of a checkpoint: its error, and the
+// chunks it wrote of tables to pack.
+type checkpointResult struct {
+	err   error
+	packs []packResult
+}
+
 // checkpointDone takes the outcome of a checkpoint. A failed one is logged
 // (the WAL still holds everything) and retried once the WAL has grown by
-// half its bound again.
-func (s *Store) checkpointDone(err error) {
+// half its bound again. A successful one packs the tables it was asked to,
+// unless they changed since it copied them.
+func (s *Store) checkpointDone(res checkpointResult) {
 	if s.ckRunning {
 		s.ckRunning = false
 	}
-	if err != nil {
+	if err := res.err; err != nil {
 		s.log.Error("checkpoint failed", "err", err)
 		s.m.checkpointErrors.Inc()
 		s.ckFailed = s.walSize
@@ -648,6 +711,20 @@ func (s *Store) checkpointDone(err error) {
 	}
 	s.walSize -= s.ckCovered
 	s.ckCovered, s.ckFailed = 0, 0
+	if len(res.packs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, p := range res.packs {
+		t := p.t
+		if t.gen != p.gen || t.packed != nil || len(t.keys) != p.rows || t.tail() != 0 {
+			continue
+		}
+		t.packed, t.packedOrg, t.packedRows = p.chunks, p.orgs, p.rows
+		t.keys, t.cnts, t.index, t.shared = nil, nil, nil, false
+		t.sorted, t.orgs = 0, nil
+	}
+	s.mu.Unlock()
 }
 
 // finalCheckpoint writes a snapshot of everything on Close, so that the next

@@ -45,6 +45,10 @@ const (
 	DefaultCheckpointBytes = 64 << 20
 )
 
+// packRows is how many rows of cold hourly tables make a checkpoint start
+// early to pack them: about 44 MB of rows, and as much of index.
+const packRows = 1 << 20
+
 // Bounds of group commit: how much one WAL write may carry. They bound the
 // latency a batch adds to the others of its group and the size of a record.
 const (
@@ -91,7 +95,7 @@ type Store struct {
 	broken    error          // a failed WAL write: nothing more may be appended
 	buf       []byte
 	ckRunning bool
-	ckDone    chan error
+	ckDone    chan checkpointResult
 	ckFailed  int64        // walSize at the last failed checkpoint, to back off
 	ckCovered int64        // walSize the running checkpoint covers
 	lastSnap  atomic.Int64 // size of the newest snapshot, in bytes
@@ -101,6 +105,8 @@ type Store struct {
 	// of the other paths.
 	packBits int
 	maxDense int
+	// packRows is packRows but in tests.
+	packRows int
 
 	// scratch holds the working memory of queries not running (see
 	// scratch.go).
@@ -156,10 +162,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		reqs:    make(chan *prepared, maxGroupBatches),
 		batches: make(chan *batchScratch, maxScratch),
 		done:    make(chan struct{}),
-		ckDone:  make(chan error, 1),
+		ckDone:  make(chan checkpointResult, 1),
 
 		packBits: 64,
 		maxDense: maxDenseSlots,
+		packRows: packRows,
 		scratch:  make(chan *scratch, scratches),
 	}
 	for f := range s.logged {
@@ -679,8 +686,8 @@ func (s *Store) writer() {
 		var p *prepared
 		select {
 		case p, open = <-s.reqs:
-		case err := <-s.ckDone:
-			s.checkpointDone(err)
+		case res := <-s.ckDone:
+			s.checkpointDone(res)
 			continue
 		}
 		if !open {
@@ -711,6 +718,13 @@ func (s *Store) writer() {
 		bound := max(s.ckBytes, s.lastSnap.Load()/2)
 		if s.broken == nil && !s.ckRunning && s.walSize >= bound && s.walSize-s.ckFailed >= bound/2 {
 			s.startCheckpoint()
+		} else if s.broken == nil && !s.ckRunning && s.st.newDay && s.walSize-s.ckFailed >= s.ckBytes/16 {
+			// A new day began, and the days that went cold may hold many
+			// rows to pack (see packed.go): checkpoint early when they do.
+			s.st.newDay = false
+			if s.st.coldUnpacked() >= s.packRows {
+				s.startCheckpoint()
+			}
 		}
 	}
 	if s.ckRunning {

@@ -1,0 +1,285 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// Packed tables.
+//
+// Most hourly rollup rows are cold: their hour is past and no event will
+// change them. Held as keys and counters they take 44 bytes a row (and the
+// hourly rollups, one row per user and hour, are nearly one row per event);
+// held as a snapshot writes them, ids column by column as uvarints and
+// counters with a mask, they take about 8. So the hourly tables of days
+// before the two newest are kept packed once a checkpoint has written them:
+// the checkpoint hands back the very bytes it wrote, which the writer swaps
+// in for the rows if the table has not changed since. A snapshot then writes
+// a packed table's chunks as they are, and a restart keeps them as it reads
+// them, without decoding: both cost what the disk does, not what the rows do.
+//
+// Queries decode a packed table into scratch they reuse; the writer unpacks
+// a table for good before it changes it (a late event).
+
+// packedChunk is the payload of one 'T' snapshot frame after its hour: uvarint
+// n, then n org, client, user, template and method ids (uvarints, column by
+// column), then n counters (putCnt). Chunks hold at most maxChunk rows.
+type packedChunk []byte
+
+// appendRows appends the chunk encoding of keys and cnts to b. The slim
+// rollup's chunks ('S' frames) leave the user column out.
+func appendRows(b []byte, keys []key, cnts []cnt, withUser bool) []byte {
+	b = putUvarint(b, uint64(len(keys)))
+	for _, k := range keys {
+		b = putUvarint(b, uint64(k.org))
+	}
+	for _, k := range keys {
+		b = putUvarint(b, uint64(k.client))
+	}
+	if withUser {
+		for _, k := range keys {
+			b = putUvarint(b, uint64(k.user))
+		}
+	}
+	for _, k := range keys {
+		b = putUvarint(b, uint64(k.tmpl))
+	}
+	for _, k := range keys {
+		b = putUvarint(b, uint64(k.method))
+	}
+	for _, c := range cnts {
+		b = putCnt(b, c)
+	}
+	return b
+}
+
+// readColumn reads len(col) uvarints of b into col, each below lim, and
+// returns the rest of b; ok is false if b is short or a value too large.
+func readColumn(b []byte, col []uint32, lim uint32) (rest []byte, ok bool) {
+	for i := range col {
+		if len(b) > 0 && b[0] < 0x80 {
+			if uint32(b[0]) >= lim {
+				return nil, false
+			}
+			col[i], b = uint32(b[0]), b[1:]
+			continue
+		}
+		v, w := binary.Uvarint(b)
+		if w <= 0 || v >= uint64(lim) {
+			return nil, false
+		}
+		col[i], b = uint32(v), b[w:]
+	}
+	return b, true
+}
+
+// columns is scratch for the id columns of one chunk.
+type columns [numFields - 1][]uint32
+
+// read reads the id columns of a chunk of n rows (without the user's when
+// withUser is false, leaving it zero) and returns the rest: the counters.
+func (cols *columns) read(b []byte, n int, withUser bool, limits *[numFields]uint32) ([]byte, bool) {
+	ok := true
+	for f := range cols {
+		if cap(cols[f]) < n {
+			cols[f] = make([]uint32, n, max(n, 1024))
+		}
+		cols[f] = cols[f][:n]
+		if f == fUser && !withUser {
+			clear(cols[f])
+			continue
+		}
+		if b, ok = readColumn(b, cols[f], limits[f]); !ok {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// chunkHeader reads a chunk's row count.
+func chunkHeader(c packedChunk) (n int, rest []byte, err error) {
+	v, w := binary.Uvarint(c)
+	// Every row takes at least one byte a column and two of counters.
+	if w <= 0 || v > uint64(len(c)/6) {
+		return 0, nil, errCorrupt
+	}
+	return int(v), c[w:], nil
+}
+
+// decodeRows appends the rows of a chunk to keys and cnts, using cols as
+// scratch. Every id is checked against limits (the dictionaries' sizes), so
+// that a damaged chunk is an error, never an index out of range later.
+func decodeRows(c packedChunk, withUser bool, limits *[numFields]uint32, cols *columns, keys []key, cnts []cnt) ([]key, []cnt, error) {
+	n, b, err := chunkHeader(c)
+	if err != nil {
+		return keys, cnts, err
+	}
+	b, ok := cols.read(b, n, withUser, limits)
+	if !ok {
+		return keys, cnts, errCorrupt
+	}
+	base, cbase := len(keys), len(cnts)
+	keys, cnts = growLen(keys, n), growLen(cnts, n)
+	d := decoder{b: b}
+	for i := range n {
+		cnts[cbase+i] = d.cnt()
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return keys[:base], cnts[:cbase], errCorrupt
+	}
+	org, client, user, tmpl, method := cols[fOrg], cols[fClient], cols[fUser], cols[fTmpl], cols[fMethod]
+	rows := keys[base:]
+	for i := range rows {
+		rows[i] = key{org: org[i], client: client[i], user: user[i], tmpl: tmpl[i], method: method[i]}
+	}
+	return keys, cnts, nil
+}
+
+// checkRows checks a chunk as decodeRows would, without keeping its rows,
+// and returns how many it holds and their organization (manyOrgs when they
+// are of several).
+func checkRows(c packedChunk, withUser bool, limits *[numFields]uint32, cols *columns) (n int, org uint32, err error) {
+	n, b, err := chunkHeader(c)
+	if err != nil {
+		return 0, 0, err
+	}
+	b, ok := cols.read(b, n, withUser, limits)
+	if !ok {
+		return 0, 0, errCorrupt
+	}
+	d := decoder{b: b}
+	for range n {
+		d.cnt()
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return 0, 0, errCorrupt
+	}
+	return n, chunkOrg(cols[fOrg]), nil
+}
+
+// chunkOrg returns the organization of a chunk's org column, or manyOrgs.
+func chunkOrg(orgs []uint32) uint32 {
+	if len(orgs) == 0 {
+		return manyOrgs
+	}
+	for _, o := range orgs[1:] {
+		if o != orgs[0] {
+			return manyOrgs
+		}
+	}
+	return orgs[0]
+}
+
+// growLen returns s extended by n elements, reallocating only when its
+// capacity is short.
+func growLen[T any](s []T, n int) []T {
+	if cap(s)-len(s) < n {
+		t := make([]T, len(s), len(s)+n+len(s)/4)
+		copy(t, s)
+		s = t
+	}
+	return s[:len(s)+n]
+}
+
+// rowScratch is a query's reusable space for decoding packed tables.
+type rowScratch struct {
+	keys   []key
+	cnts   []cnt
+	cols   columns
+	limits [numFields]uint32
+}
+
+// setLimits makes sc check ids against the dictionaries a query took.
+func (sc *rowScratch) setLimits(strs *[numFields][]string) {
+	for f := range numFields {
+		sc.limits[f] = uint32(len(strs[f]))
+	}
+}
+
+// read calls yield with the rows of t a query in scope needs to read: the
+// spans of its rows (see table.spans), or, when t is packed, its chunks of
+// the scope's organizations decoded into rs. The slices are valid only
+// during the call.
+func (t *table) read(sc *scope, spans *[]span, rs *rowScratch, yield func(keys []key, cnts []cnt)) error {
+	if t.packed == nil {
+		*spans = t.spans(sc, (*spans)[:0])
+		for _, sp := range *spans {
+			yield(t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi])
+		}
+		return nil
+	}
+	for i, c := range t.packed {
+		if org := t.packedOrg[i]; sc.orgs != nil && org != manyOrgs {
+			if _, ok := slices.BinarySearch(sc.orgs, org); !ok {
+				continue
+			}
+		}
+		var err error
+		if rs.keys, rs.cnts, err = decodeRows(c, true, &rs.limits, &rs.cols, rs.keys[:0], rs.cnts[:0]); err != nil {
+			return fmt.Errorf("packed rollup table: %w", err)
+		}
+		yield(rs.keys, rs.cnts)
+	}
+	return nil
+}
+
+// len returns the number of rows of the table.
+func (t *table) len() int {
+	if t.packed != nil {
+		return t.packedRows
+	}
+	return len(t.keys)
+}
+
+// noLimits checks no id: for chunks already checked.
+var noLimits = [numFields]uint32{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)}
+
+// unpack replaces the packed rows with keys and counters, before a change,
+// frozen again (see freeze) since the chunks of a frozen table are sorted.
+// Every chunk was checked when it was made (by a checkpoint, from rows in
+// memory) or read (the snapshot loader checks each against the
+// dictionaries, whose entries never go away), so failing here is a bug.
+func (t *table) unpack() {
+	if t.packed == nil {
+		return
+	}
+	keys := make([]key, 0, t.packedRows)
+	cnts := make([]cnt, 0, t.packedRows)
+	var cols columns
+	for _, c := range t.packed {
+		var err error
+		if keys, cnts, err = decodeRows(c, true, &noLimits, &cols, keys, cnts); err != nil {
+			panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
+		}
+	}
+	t.keys, t.cnts, t.index, t.shared = keys, cnts, nil, false
+	t.packed, t.packedOrg, t.packedRows = nil, nil, 0
+	var buf []uint64
+	t.install(t.freeze(&buf))
+}
+
+// packChunks encodes the rows of a frozen table as chunks of one
+// organization each (and at most maxChunk rows), so that a query about one
+// organization decodes only its chunks.
+func packChunks(keys []key, cnts []cnt, orgs []orgRange) (chunks []packedChunk, chunkOrgs []uint32) {
+	for _, r := range orgs {
+		for lo := r.lo; lo < r.hi; lo += maxChunk {
+			hi := min(lo+maxChunk, r.hi)
+			c := appendRows(nil, keys[lo:hi], cnts[lo:hi], true)
+			chunks = append(chunks, packedChunk(c[:len(c):len(c)]))
+			chunkOrgs = append(chunkOrgs, r.org)
+		}
+	}
+	return chunks, chunkOrgs
+}
+
+// packed is what a checkpoint encoded of a table it was asked to pack: the
+// table's rows as of change gen.
+type packResult struct {
+	t      *table
+	gen    uint64
+	rows   int
+	chunks []packedChunk
+	orgs   []uint32 // each chunk's organization
+}

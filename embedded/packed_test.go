@@ -1,0 +1,310 @@
+package embedded
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/apiusage/apiusage"
+	"github.com/apiusage/apiusage/storetest"
+)
+
+// tableCounts reports how many hourly tables s holds, and how many of them
+// are packed.
+func tableCounts(s *Store) (packed, all int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, p := range s.st.days {
+		for _, t := range p.hours {
+			if t == nil {
+				continue
+			}
+			all++
+			if t.packed != nil {
+				packed++
+			}
+		}
+	}
+	return packed, all
+}
+
+// daysOfEvents returns n events of g spread over the hours of days days
+// ending at end, in time order, so that the older days go cold.
+func daysOfEvents(g *storetest.Gen, end time.Time, days, n int) []apiusage.Event {
+	events := g.Events(n)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	step := time.Duration(days) * 24 * time.Hour / time.Duration(n)
+	for i := range events {
+		events[i].Time = start.Add(time.Duration(i) * step)
+	}
+	return events
+}
+
+// TestPackedTables follows hourly tables through packing: checkpoints pack
+// the cold ones, which answer exactly as before; late events unpack them;
+// a restart keeps them packed as the snapshot holds them.
+func TestPackedTables(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(21)
+	var m storetest.Model
+	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
+	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	events := daysOfEvents(g, end, 12, 6000)
+	for i := 0; i < len(events); i += 100 {
+		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+100]})
+	}
+	// Packing follows a checkpoint the writer has taken back; a few more
+	// small batches in the newest hour give it the turns to.
+	for range 200 {
+		if packed, _ := tableCounts(s); packed > 0 {
+			break
+		}
+		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: daysOfEvents(g, end, 0, 5)})
+		time.Sleep(time.Millisecond)
+	}
+	packed, all := tableCounts(s)
+	if packed == 0 {
+		t.Fatalf("no hourly table packed of %d after many checkpoints", all)
+	}
+	checkAll(t, s, m.Events(), g)
+
+	// Late events into the oldest (packed) hours unpack them.
+	late := daysOfEvents(g, end.Add(-10*24*time.Hour), 2, 300)
+	storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: late})
+	checkAll(t, s, m.Events(), g)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// After a restart every hourly table is packed, as the snapshot wrote it.
+	s = openTest(t, dir, Options{CheckpointBytes: 4 << 10})
+	if packed, all := tableCounts(s); packed != all || all == 0 {
+		t.Errorf("after a restart %d of %d hourly tables are packed, want all", packed, all)
+	}
+	checkAll(t, s, m.Events(), g)
+	storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: daysOfEvents(g, end.Add(-5*24*time.Hour), 3, 300)})
+	checkAll(t, s, m.Events(), g)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{})
+	checkAll(t, s, m.Events(), g)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDecodeRows checks the chunk codec: what appendRows writes decodes to
+// the same rows, with and without the user column, and a chunk naming an id
+// past the dictionary, or cut short, or with bytes left over, is an error.
+func TestDecodeRows(t *testing.T) {
+	keys := []key{{1, 2, 3, 4, 5}, {0, 200, 70000, 1, 0}, {3, 1, 0, 399, 5}}
+	cnts := []cnt{{1, 1, 0, 0, 0, 0}, {300, 100, 50, 120, 30, 7}, {1 << 31, 0, 0, 1 << 31, 0, 1 << 30}}
+	limits := [numFields]uint32{4, 201, 70001, 400, 6, 1}
+	for _, withUser := range []bool{true, false} {
+		chunk := packedChunk(appendRows(nil, keys, cnts, withUser))
+		var cols columns
+		gotK, gotC, err := decodeRows(chunk, withUser, &limits, &cols, []key{{9, 9, 9, 9, 9}}, nil)
+		if err != nil {
+			t.Fatalf("withUser=%v: %v", withUser, err)
+		}
+		wantK := append([]key{{9, 9, 9, 9, 9}}, keys...)
+		if !withUser {
+			for i := range wantK[1:] {
+				wantK[1+i].user = 0
+			}
+		}
+		if !equalSlices(gotK, wantK) || !equalSlices(gotC, cnts) {
+			t.Errorf("withUser=%v: decoded %v %v, want %v %v", withUser, gotK, gotC, wantK, cnts)
+		}
+		if n, org, err := checkRows(chunk, withUser, &limits, &cols); err != nil || n != len(keys) || org != manyOrgs {
+			t.Errorf("checkRows = %d, %d, %v; want %d rows of several organizations", n, org, err, len(keys))
+		}
+		one := packedChunk(appendRows(nil, keys[1:2], cnts[1:2], withUser))
+		if n, org, err := checkRows(one, withUser, &limits, &cols); err != nil || n != 1 || org != keys[1].org {
+			t.Errorf("checkRows of one row = %d, %d, %v; want 1 row of organization %d", n, org, err, keys[1].org)
+		}
+		tight := limits
+		tight[fTmpl] = 399
+		bad := map[string]packedChunk{
+			"id past the dictionary": chunk,
+			"cut short":              chunk[:len(chunk)-1],
+			"bytes left over":        append(bytes.Clone(chunk), 0),
+			"count too large":        append(packedChunk{0xff, 0x7f}, chunk[1:]...),
+		}
+		for name, c := range bad {
+			lim := &limits
+			if name == "id past the dictionary" {
+				lim = &tight
+			}
+			k, cs, err := decodeRows(c, withUser, lim, &cols, nil, nil)
+			if !errors.Is(err, errCorrupt) {
+				t.Errorf("withUser=%v, %s: err %v, want errCorrupt", withUser, name, err)
+			}
+			if len(k) != 0 || len(cs) != 0 {
+				t.Errorf("withUser=%v, %s: %d rows kept of a bad chunk", withUser, name, len(k))
+			}
+			if _, _, err := checkRows(c, withUser, lim, &cols); !errors.Is(err, errCorrupt) {
+				t.Errorf("checkRows, withUser=%v, %s: err %v, want errCorrupt", withUser, name, err)
+			}
+		}
+	}
+}
+
+func equalSlices[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPackedSnapshotDamage rewrites a snapshot's packed table with an id
+// past the dictionary, under a valid checksum: the store refuses to open
+// rather than keep a table a query would trip on.
+func TestPackedSnapshotDamage(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(22)
+	var m storetest.Model
+	s := openTest(t, dir, Options{})
+	storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: daysOfEvents(g, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), 3, 200)})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	snaps := files(t, dir, snapPrefix)
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots: %v", snaps)
+	}
+	data, err := os.ReadFile(snaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, found := rewriteFrames(t, data, func(payload []byte) []byte {
+		if payload[0] != frameTable {
+			return payload
+		}
+		d := decoder{b: payload[1:]}
+		hour := d.varint()
+		n := d.uvarint()
+		// The first org id becomes one no dictionary holds.
+		p := putVarint([]byte{frameTable}, hour)
+		p = putUvarint(p, n)
+		p = putUvarint(p, 1<<20)
+		d.uvarint() // the org id replaced
+		return append(p, d.b...)
+	})
+	if !found {
+		t.Fatal("no table frame in the snapshot")
+	}
+	if err := os.WriteFile(snaps[0], out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(dir, Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a snapshot whose table names an unknown organization id")
+	}
+}
+
+// rewriteFrames returns data, a file of frames, with each payload replaced
+// by fn's and its checksum made anew; found tells whether fn changed one.
+func rewriteFrames(tb testing.TB, data []byte, fn func(payload []byte) []byte) (out []byte, found bool) {
+	tb.Helper()
+	r := bytes.NewReader(data)
+	var buf []byte
+	for {
+		payload, err := readFrame(r, buf, int64(r.Len()))
+		if err == io.EOF {
+			return out, found
+		}
+		if err != nil {
+			tb.Fatalf("read frame: %v", err)
+		}
+		p := fn(bytes.Clone(payload))
+		found = found || !bytes.Equal(p, payload)
+		var start int
+		out, start = beginFrame(out)
+		out = append(out, p...)
+		out = endFrame(out, start)
+	}
+}
+
+// TestPackingStartsCheckpoints checks that a checkpoint starts early to pack
+// the hourly tables of days gone cold, long before the WAL reaches its bound.
+func TestPackingStartsCheckpoints(t *testing.T) {
+	g := storetest.NewGen(23)
+	var m storetest.Model
+	s := openTest(t, "", Options{CheckpointBytes: 256 << 10})
+	s.packRows = 50
+	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	events := daysOfEvents(g, end, 12, 3000)
+	for i := 0; i < len(events); i += 50 {
+		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+50]})
+		time.Sleep(time.Millisecond) // turns for the writer to take checkpoints back
+	}
+	if packed, all := tableCounts(s); packed == 0 {
+		t.Fatalf("no hourly table packed of %d, with the WAL far below its bound", all)
+	}
+	checkAll(t, s, m.Events(), g)
+}
+
+// TestPackedRead packs a frozen table one organization a chunk and reads it
+// back through a scope: every row for every organization, and only the
+// chunks of the scope's organizations when it names some.
+func TestPackedRead(t *testing.T) {
+	var tb table
+	for i := range 300 {
+		tb.add(key{org: uint32(1 + i%3), client: uint32(i % 7), user: uint32(i), tmpl: 1, method: 1}, cnt{total: uint32(i + 1), s2: uint32(i + 1)})
+	}
+	var buf []uint64
+	tb.install(tb.freeze(&buf))
+	chunks, orgs := packChunks(tb.keys, tb.cnts, tb.orgs)
+	if !equalSlices(orgs, []uint32{1, 2, 3}) {
+		t.Fatalf("chunk organizations %v, want [1 2 3]", orgs)
+	}
+	wantKeys, wantCnts := tb.keys, tb.cnts
+	packed := table{packed: chunks, packedOrg: orgs, packedRows: len(wantKeys)}
+	var rs rowScratch
+	rs.limits = noLimits
+	var spans []span
+	for _, tc := range []struct {
+		scope scope
+		rows  int
+	}{
+		{scope{}, 300},
+		{scope{orgs: []uint32{2}}, 100},
+		{scope{orgs: []uint32{1, 3}}, 200},
+		{scope{orgs: []uint32{4}}, 0},
+	} {
+		var gotK []key
+		var gotC []cnt
+		err := packed.read(&tc.scope, &spans, &rs, func(k []key, c []cnt) {
+			gotK, gotC = append(gotK, k...), append(gotC, c...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gotK) != tc.rows {
+			t.Errorf("scope %v: %d rows read, want %d", tc.scope.orgs, len(gotK), tc.rows)
+		}
+		for i, k := range gotK {
+			j := slices.Index(wantKeys, k)
+			if j < 0 || wantCnts[j] != gotC[i] {
+				t.Errorf("scope %v: row %v %v not in the table", tc.scope.orgs, k, gotC[i])
+				break
+			}
+		}
+	}
+	// A change unpacks the table for good, frozen again.
+	packed.add(key{org: 2, client: 1, user: 1000, tmpl: 1, method: 1}, cnt{total: 1})
+	if packed.packed != nil || len(packed.keys) != 301 || packed.tail() != 1 {
+		t.Errorf("after a change: packed %v, %d rows, tail %d; want unpacked, 301 rows, tail 1", packed.packed != nil, len(packed.keys), packed.tail())
+	}
+}

@@ -287,7 +287,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	order := orderGroups(gs, fields, &strs, 64, sc, &s.order)
 
 	nameOf := s.clientNames(mask.client != 0, len(order), &strs)
-	rows := make([]apiusage.Row, len(order))
+	rows := s.rowSlice(len(order))
 	for i, o := range order {
 		g := gs.at(o)
 		rows[i] = apiusage.Row{

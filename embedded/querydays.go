@@ -185,7 +185,7 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	idxMask := uint64(1)<<idxBits - 1
 
 	nameOf := s.clientNames(true, matched, strs)
-	rows := make([]apiusage.Row, 0, matched)
+	rows := s.rowSlice(matched)[:0]
 	emit := func(date time.Time, e *dayEntry, sum *apiusage.Counts) {
 		rows = append(rows, apiusage.Row{
 			Date:           date,

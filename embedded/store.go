@@ -107,6 +107,8 @@ type Store struct {
 	maxDense int
 	// packRows is packRows but in tests.
 	packRows int
+	// rowPool holds one result's rows for reuse (see rowpool.go).
+	rowPool chan []apiusage.Row
 
 	// scratch holds the working memory of queries not running (see
 	// scratch.go).
@@ -167,6 +169,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		packBits: 64,
 		maxDense: maxDenseSlots,
 		packRows: packRows,
+		rowPool:  make(chan []apiusage.Row, 1),
 		scratch:  make(chan *scratch, scratches),
 	}
 	for f := range s.logged {

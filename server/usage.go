@@ -301,7 +301,12 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 		// Dates are written as the contract's 2020-02-02T00:00:00Z: UTC
 		// (newTable formats them so), and nothing without a granularity
 		// (the view says).
-		return newTable(rows, view, s.clientNames(ctx, x.OrganizationID))
+		t, err = newTable(rows, view, s.clientNames(ctx, x.OrganizationID))
+		// The table holds no row: their memory may serve the next query.
+		if r, ok := s.store.(apiusage.RowReleaser); ok {
+			r.ReleaseRows(rows)
+		}
+		return t, err
 	}()
 	s.metrics.queryDuration.WithLabelValues(string(x.Kind)).Observe(time.Since(started).Seconds())
 	now := s.cfg.Now()

@@ -241,8 +241,8 @@ func encodeQuery(tb testing.TB, x apiusage.Execution) []byte {
 	if err := writeResults(&buf, t); err != nil {
 		tb.Fatal(err)
 	}
-	if buf.Len() != t.bodyLen {
-		tb.Fatalf("body of %d bytes, bodyLen %d", buf.Len(), t.bodyLen)
+	if buf.Len() != t.bodyLen || t.measure() != t.bodyLen {
+		tb.Fatalf("body of %d bytes, bodyLen %d, measured from the packed rows %d", buf.Len(), t.bodyLen, t.measure())
 	}
 	if whole := appendResultsBody(nil, t); !bytes.Equal(whole, buf.Bytes()) {
 		tb.Fatal("appendResultsBody and writeResults differ")

@@ -23,6 +23,15 @@
 // checkpoint. A row whose counters would overflow continues in a new row
 // with the same key; queries sum rows, so answers stay exact.
 //
+// Tables of days before the two newest go cold, twice over (see freeze.go
+// and packed.go). Frozen: their rows sorted by organization and client into
+// exact-size slices with a directory of each organization's rows, so that a
+// query about one organization or a few clients reads only theirs. Packed,
+// for hourly tables once a checkpoint has written them: kept in the
+// snapshot's own column encoding (about 8 bytes a row instead of 44), one
+// organization a chunk, which queries decode into scratch and restarts keep
+// as they read it. A late event into a cold table thaws it.
+//
 // # Writing
 //
 // Append turns its batch into rollup deltas in the caller's goroutine
@@ -45,10 +54,11 @@
 // event ids it made remembered, the client names it gave and its rollup
 // deltas, all varint-encoded (see wal.go). The snapshot numbered N holds the
 // state of every segment numbered below N: the dictionary, client names,
-// remembered keys and ids, and the full hourly rollups column by column (the
-// slim rollups are rebuilt on load; see snapshot.go).
+// remembered keys and ids, and the hourly and slim rollups column by column
+// (see snapshot.go).
 //
-// When the WAL passes Options.CheckpointBytes the writer starts segment N,
+// When the WAL passes Options.CheckpointBytes, or a new day leaves many cold
+// rows to pack, the writer starts segment N,
 // takes a copy-on-write view of the state and writes snapshot N in the
 // background (temporary file, fsync, rename, directory fsync), then deletes
 // the older segments and snapshot. Close writes a final snapshot.

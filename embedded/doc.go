@@ -23,6 +23,21 @@
 // checkpoint. A row whose counters would overflow continues in a new row
 // with the same key; queries sum rows, so answers stay exact.
 //
+// Once a day is more than a day older than the newest written, the writer
+// freezes its rollups (freeze.go): rows sorted by organization and client
+// into exact-size slices, with a directory of each organization's rows,
+// and no index. A query about one organization, or about clients (whose
+// organizations the state tracks), reads only their rows: a binary search
+// per organization and client instead of a scan of everyone's. A late
+// write to a frozen rollup updates its row in place or appends after the
+// sorted rows, which queries read whole until the writer freezes the
+// rollup again. Open freezes every rollup it recovers.
+//
+// Queries take their working memory (dense group arrays, groups, sort
+// keys) from a few scratches the store keeps, rather than allocating it:
+// the first touch of fresh memory costs more than most of the work done
+// in it. Only the result rows are allocated per query.
+//
 // # Writing
 //
 // Append turns its batch into rollup deltas in the caller's goroutine
@@ -45,17 +60,19 @@
 // event ids it made remembered, the client names it gave and its rollup
 // deltas, all varint-encoded (see wal.go). The snapshot numbered N holds the
 // state of every segment numbered below N: the dictionary, client names,
-// remembered keys and ids, and the full hourly rollups column by column (the
-// slim rollups are rebuilt on load; see snapshot.go).
+// remembered keys and ids, and the full hourly and slim daily rollups column
+// by column (see snapshot.go); frozen rollups are written in their sorted
+// order, so that loading them needs no sort.
 //
 // When the WAL passes Options.CheckpointBytes the writer starts segment N,
 // takes a copy-on-write view of the state and writes snapshot N in the
 // background (temporary file, fsync, rename, directory fsync), then deletes
 // the older segments and snapshot. Close writes a final snapshot.
 //
-// Open loads the snapshot and replays the segments after it. A record that
-// is cut short or fails its CRC at the end of the last segment is a write a
-// crash interrupted, never acknowledged: it is cut off. Damage anywhere
+// Open loads the snapshot, decoding its rollups on every core, and replays
+// the segments after it, applying their deltas on every core too. A record
+// that is cut short or fails its CRC at the end of the last segment is a
+// write a crash interrupted, never acknowledged: it is cut off. Damage anywhere
 // else is an error. Records hold decisions, not requests, so a replay counts
 // exactly what the run that wrote them counted.
 package embedded

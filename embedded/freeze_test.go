@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -211,8 +212,18 @@ func pickIDs(rng *rand.Rand, n int) []uint32 {
 }
 
 // TestReplayInParallel recovers from a WAL holding more deltas than one
-// replay batch, applied in parallel, and holds the result to the oracle.
+// replay batch, applied in parallel, and holds the result to the oracle:
+// with the usual batch, and with batches so small that tables are frozen
+// between them.
 func TestReplayInParallel(t *testing.T) {
+	for _, batch := range []int{replayBatch, 512} {
+		t.Run(fmt.Sprint(batch), func(t *testing.T) { testReplay(t, batch) })
+	}
+}
+
+func testReplay(t *testing.T, batch int) {
+	defer func(was int) { replayBatch = was }(replayBatch)
+	replayBatch = batch
 	dir := t.TempDir()
 	s := openTest(t, dir, Options{})
 	g := storetest.NewGen(14)

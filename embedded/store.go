@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,6 +170,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
 	s.freezeAll()
+	if len(s.st.days) > 0 {
+		// Recovery leaves as much garbage as it keeps (frames, the rows
+		// freezing replaced, the indexes WAL replay built and freezing
+		// dropped), which the heap would otherwise keep as resident
+		// memory until it filled up again. One collection that returns
+		// it now costs little: the state is pointer-free slices.
+		debug.FreeOSMemory()
+	}
 	go s.writer()
 	return s, nil
 }

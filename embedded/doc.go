@@ -70,9 +70,8 @@
 // the older segments and snapshot. Close writes a final snapshot.
 //
 // Open loads the snapshot, decoding its rollups on every core, and replays
-// the segments after it, applying their deltas on every core too. A record
-// that is cut short or fails its CRC at the end of the last segment is a
-// write a crash interrupted, never acknowledged: it is cut off. Damage anywhere
-// else is an error. Records hold decisions, not requests, so a replay counts
+// the segments after it. A record that is cut short or fails its CRC at the
+// end of the last segment is a write a crash interrupted, never
+// acknowledged: it is cut off. Damage anywhere else is an error. Records hold decisions, not requests, so a replay counts
 // exactly what the run that wrote them counted.
 package embedded

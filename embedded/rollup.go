@@ -177,8 +177,9 @@ type frozen struct {
 // template, method) in new exact-size slices, rows of one key merged where
 // their counters fit in one, and the directory of its organizations. It
 // copies rather than sorts in place because a snapshot being written may
-// be reading the old slices. Merging lets WAL replay append deltas as rows
-// without an index (see replay.go). The sort is on one integer per row
+// be reading the old slices. Rows of one key are rare (a row that filled
+// up), but merging them keeps frozen tables as small as they can be. The
+// sort is on one integer per row
 // when the ids and the row's index pack in 64 bits, which they do short of
 // dictionaries of hundreds of millions of strings. scratch is reused
 // between calls.

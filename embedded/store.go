@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,10 +106,6 @@ type Store struct {
 	order dictOrder
 	// freezeBuf is the writer's scratch for sorting tables it freezes.
 	freezeBuf []uint64
-	// replayBuf and replayParts buffer the deltas of WAL records replayed
-	// by recovery (see replay.go).
-	replayBuf   []delta
-	replayParts []*dayPart
 }
 
 // Open opens the usage store in dir, creating the directory when needed, and
@@ -170,14 +165,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
 	s.freezeAll()
-	if len(s.st.days) > 0 {
-		// Recovery leaves as much garbage as it keeps (frames, the rows
-		// freezing replaced, the indexes WAL replay built and freezing
-		// dropped), which the heap would otherwise keep as resident
-		// memory until it filled up again. One collection that returns
-		// it now costs little: the state is pointer-free slices.
-		debug.FreeOSMemory()
-	}
 	go s.writer()
 	return s, nil
 }

@@ -23,14 +23,27 @@
 // checkpoint. A row whose counters would overflow continues in a new row
 // with the same key; queries sum rows, so answers stay exact.
 //
-// Tables of days before the two newest go cold, twice over (see freeze.go
-// and packed.go). Frozen: their rows sorted by organization and client into
-// exact-size slices with a directory of each organization's rows, so that a
-// query about one organization or a few clients reads only theirs. Packed,
-// for hourly tables once a checkpoint has written them: kept in the
-// snapshot's own column encoding (about 8 bytes a row instead of 44), one
-// organization a chunk, which queries decode into scratch and restarts keep
-// as they read it. A late event into a cold table thaws it.
+// Once a day is more than a day older than the newest written, the writer
+// freezes its rollups (freeze.go): rows sorted by organization and client
+// into exact-size slices, with a directory of each organization's rows,
+// and no index. A query about one organization, or about clients (whose
+// organizations the state tracks), reads only their rows: a binary search
+// per organization and client instead of a scan of everyone's. A late
+// write to a frozen rollup updates its row in place or appends after the
+// sorted rows, which queries read whole until the writer freezes the
+// rollup again. Open freezes every rollup it recovers.
+//
+// Frozen hourly rollups are then packed (packed.go) once a checkpoint has
+// written them: kept in the snapshot's own column encoding (about 8 bytes a
+// row instead of 44), one organization a chunk, which queries of that
+// organization decode into scratch and restarts keep as they read them. A
+// late event into a packed rollup unpacks it.
+//
+// Queries take their working memory (dense group arrays, groups, sort
+// keys, decoded chunks) from a few scratches the store keeps, rather than
+// allocating it: the first touch of fresh memory costs more than most of
+// the work done in it. The result rows are the one allocation a query's
+// caller keeps; handed back (Store.ReleaseRows), they hold the next.
 //
 // # Writing
 //
@@ -54,8 +67,9 @@
 // event ids it made remembered, the client names it gave and its rollup
 // deltas, all varint-encoded (see wal.go). The snapshot numbered N holds the
 // state of every segment numbered below N: the dictionary, client names,
-// remembered keys and ids, and the hourly and slim rollups column by column
-// (see snapshot.go).
+// remembered keys and ids, and the full hourly and slim daily rollups column
+// by column (see snapshot.go); frozen rollups are written in their sorted
+// order, so that loading them needs no sort.
 //
 // When the WAL passes Options.CheckpointBytes, or a new day leaves many cold
 // rows to pack, the writer starts segment N,
@@ -63,9 +77,9 @@
 // background (temporary file, fsync, rename, directory fsync), then deletes
 // the older segments and snapshot. Close writes a final snapshot.
 //
-// Open loads the snapshot and replays the segments after it. A record that
-// is cut short or fails its CRC at the end of the last segment is a write a
-// crash interrupted, never acknowledged: it is cut off. Damage anywhere
-// else is an error. Records hold decisions, not requests, so a replay counts
+// Open loads the snapshot, decoding its rollups on every core, and replays
+// the segments after it. A record that is cut short or fails its CRC at the
+// end of the last segment is a write a crash interrupted, never
+// acknowledged: it is cut off. Damage anywhere else is an error. Records hold decisions, not requests, so a replay counts
 // exactly what the run that wrote them counted.
 package embedded

@@ -67,6 +67,12 @@ func (s *Store) freezeAll() {
 	}
 	clear(s.st.warm)
 	s.st.warm = s.st.warm[:0]
+	freezeTables(todo)
+}
+
+// freezeTables freezes tables on every core. No query or writer may be
+// using them.
+func freezeTables(todo []*table) {
 	work := make(chan *table, len(todo))
 	for _, t := range todo {
 		work <- t

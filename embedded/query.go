@@ -161,8 +161,8 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	// Taken under s.mu: every id in the state was given before the state
 	// changed to use it.
 	strs := s.dict.all()
-	scope, any := s.scopeOf(&flt, sc)
-	if !any {
+	scope, some := s.scopeOf(&flt, sc)
+	if !some {
 		return nil, nil
 	}
 

@@ -73,8 +73,8 @@ type table struct {
 	// copies them before its first change (keys are only ever appended to,
 	// which leaves the snapshot's prefix alone).
 	shared bool
-	// sorted is how many leading rows are in (organization, client) order
-	// and described by orgs; 0 for a table never frozen.
+	// sorted is how many leading rows are in key order (organization and
+	// client first) and described by orgs; 0 for a table never frozen.
 	sorted int32
 	orgs   []orgRange
 	// packed, when not nil, holds the table's packedRows rows instead of
@@ -184,51 +184,80 @@ type frozen struct {
 	shared bool
 }
 
-// freeze returns t's rows in (organization, client) order in new slices,
-// and the directory of its organizations. It copies rather than sorts in
-// place because a snapshot being written may be reading the old slices.
-// The sort is on one integer per row when the ids and the row index pack in
-// 64 bits (always, short of billions of clients), which is stable. scratch
-// is reused between calls.
+// freeze returns t's rows sorted by key (organization, client, user,
+// template, method) in new exact-size slices, rows of one key merged where
+// their counters fit in one, and the directory of its organizations. It
+// copies rather than sorts in place because a snapshot being written may
+// be reading the old slices. Rows of one key are rare (a row that filled
+// up), but merging them keeps frozen tables as small as they can be. The
+// sort is on one integer per row
+// when the ids and the row's index pack in 64 bits, which they do short of
+// dictionaries of hundreds of millions of strings. scratch is reused
+// between calls.
 func (t *table) freeze(scratch *[]uint64) frozen {
 	n := len(t.keys)
 	shared := false
 	keys, cnts := t.keys, t.cnts
-	if !sortedByOrgClient(keys) {
-		var maxOrg, maxClient uint32
+	if !sortedMerged(keys, cnts) {
+		var hi key
 		for i := range keys {
-			maxOrg = max(maxOrg, keys[i].org)
-			maxClient = max(maxClient, keys[i].client)
+			k := &keys[i]
+			hi = key{max(hi.org, k.org), max(hi.client, k.client), max(hi.user, k.user), max(hi.tmpl, k.tmpl), max(hi.method, k.method)}
 		}
-		ib, cb, ob := bits.Len(uint(n)), bits.Len32(maxClient), bits.Len32(maxOrg)
-		nk, nc := make([]key, n), make([]cnt, n)
-		if ib+cb+ob <= 64 {
+		ob, cb, ub := bits.Len32(hi.org), bits.Len32(hi.client), bits.Len32(hi.user)
+		tb, mb, ib := bits.Len32(hi.tmpl), bits.Len32(hi.method), bits.Len(uint(n))
+		order := func(yield func(int) bool) {}
+		if ob+cb+ub+tb+mb+ib <= 64 {
 			ords := (*scratch)[:0]
 			for i := range keys {
-				ords = append(ords, uint64(keys[i].org)<<(cb+ib)|uint64(keys[i].client)<<ib|uint64(i))
+				k := &keys[i]
+				o := uint64(k.org)
+				o = o<<cb | uint64(k.client)
+				o = o<<ub | uint64(k.user)
+				o = o<<tb | uint64(k.tmpl)
+				o = o<<mb | uint64(k.method)
+				ords = append(ords, o<<ib|uint64(i))
 			}
 			slices.Sort(ords)
-			mask := uint64(1)<<ib - 1
-			for j, o := range ords {
-				i := int(o & mask)
-				nk[j], nc[j] = keys[i], cnts[i]
-			}
 			*scratch = ords
+			mask := uint64(1)<<ib - 1
+			order = func(yield func(int) bool) {
+				for _, o := range ords {
+					if !yield(int(o & mask)) {
+						return
+					}
+				}
+			}
 		} else {
 			idx := make([]int32, n)
 			for i := range idx {
 				idx[i] = int32(i)
 			}
-			slices.SortStableFunc(idx, func(a, b int32) int { return compareOrgClient(&keys[a], &keys[b]) })
-			for j, i := range idx {
-				nk[j], nc[j] = keys[i], cnts[i]
+			slices.SortStableFunc(idx, func(a, b int32) int { return compareKeys(&keys[a], &keys[b]) })
+			order = func(yield func(int) bool) {
+				for _, i := range idx {
+					if !yield(int(i)) {
+						return
+					}
+				}
 			}
 		}
+		nk, nc := make([]key, 0, n), make([]cnt, 0, n)
+		for i := range order {
+			if m := len(nk) - 1; m >= 0 && nk[m] == keys[i] && nc[m].fits(cnts[i]) {
+				nc[m].add(cnts[i])
+				continue
+			}
+			nk, nc = append(nk, keys[i]), append(nc, cnts[i])
+		}
 		keys, cnts = nk, nc
-	} else if cap(keys) != n || cap(cnts) != n {
-		keys, cnts = slices.Clone(keys), slices.Clone(cnts)
+		n = len(keys)
 	} else {
 		shared = t.shared // the same slices: still the snapshot's
+	}
+	if cap(keys) != n || cap(cnts) != n {
+		keys, cnts = slices.Clone(keys), slices.Clone(cnts)
+		shared = false
 	}
 	var orgs []orgRange
 	for i := 0; i < n; {
@@ -251,16 +280,28 @@ func (t *table) install(f frozen) {
 	t.shared = f.shared
 }
 
-func compareOrgClient(a, b *key) int {
+func compareKeys(a, b *key) int {
 	if c := cmp.Compare(a.org, b.org); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.client, b.client)
+	if c := cmp.Compare(a.client, b.client); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.user, b.user); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.tmpl, b.tmpl); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.method, b.method)
 }
 
-func sortedByOrgClient(keys []key) bool {
+// sortedMerged reports whether rows are in key order with every two rows
+// of one key too full to merge: what freeze makes.
+func sortedMerged(keys []key, cnts []cnt) bool {
 	for i := 1; i < len(keys); i++ {
-		if compareOrgClient(&keys[i-1], &keys[i]) > 0 {
+		switch c := compareKeys(&keys[i-1], &keys[i]); {
+		case c > 0, c == 0 && cnts[i-1].fits(cnts[i]):
 			return false
 		}
 	}

@@ -117,10 +117,6 @@ type Store struct {
 	order dictOrder
 	// freezeBuf is the writer's scratch for sorting tables it freezes.
 	freezeBuf []uint64
-	// replayBuf and replayParts buffer the deltas of WAL records replayed
-	// by recovery (see replay.go).
-	replayBuf   []delta
-	replayParts []*dayPart
 }
 
 // Open opens the usage store in dir, creating the directory when needed, and

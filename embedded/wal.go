@@ -148,7 +148,7 @@ func (s *Store) replayRecord(payload []byte, now int64) error {
 			c := d.cnt()
 			checkKey(k)
 			if d.err == nil {
-				s.replayDelta(delta{hour: hour, k: k, c: c})
+				s.st.apply(delta{hour: hour, k: k, c: c})
 			}
 		}
 	}
@@ -236,8 +236,6 @@ func (s *Store) recover() error {
 			s.seg, s.walOff = seg, valid
 		}
 	}
-	s.applyReplayed()
-	s.replayBuf, s.replayParts = nil, nil
 	if len(segs) == 0 {
 		s.seg = base
 	}

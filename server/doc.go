@@ -31,6 +31,13 @@
 // ones. The public key is published as a JWKS at /oauth/jwks for components
 // that verify tokens offline.
 //
+// Ingestion decodes bodies with a parser of its own (ingestdecode.go), held to
+// encoding/json by a differential fuzz test. It interns each batch's strings
+// and hands the store both the events and the table of their distinct
+// strings (apiusage.BatchStrings), through which it also validates each
+// distinct string once; the events and tables live in the parser, reused
+// from batch to batch once Append has returned.
+//
 // Queries run on a bounded pool of workers. A POST validates the request,
 // records a Running execution and answers 202 at once; the worker replaces the
 // execution with its Complete or Failed state, which the registry keeps for

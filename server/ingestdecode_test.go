@@ -28,6 +28,9 @@ var decodeSeeds = []struct {
 	{"{\"status\":200}\n{\"status\":404}\r\n\n", true},
 	{`{"status":1}{"status":2} {"status":3}`, true},
 	{`null`, true},
+	// Escaped strings as long as their bytes in the body (two escapes
+	// shorter, an invalid byte two bytes longer).
+	{"{\"clientId\":\"a\\/\\/\xff\",\"userId\":\"\\u00e9x\",\"clientId\":\"b\\/\\/\xfe\"}\n{\"clientId\":\"a//\xef\xbf\xbd\"}", true},
 	// Valid and nearly valid events, for validHinted (see checkHint).
 	{"{\"timestamp\":\"2026-11-25T10:15:02+02:00\",\"organizationId\":\"o\",\"clientId\":\"c\",\"templateUri\":\"t\",\"httpMethod\":\"get\",\"status\":599}\n" +
 		"{\"timestamp\":\"1970-01-01T00:00:00Z\",\"organizationId\":\"o\",\"clientId\":\"c2\",\"templateUri\":\"t\",\"httpMethod\":\"Post\",\"status\":100,\"userId\":\"u\"}\n" +

@@ -67,29 +67,11 @@ type eventParser struct {
 	scratch []byte // unescaped strings
 }
 
-// recentEntry is a slot of eventParser.recent, a cache line long: it holds
-// a copy of the string's first bytes (all of an identifier's), so that a
-// hit compares bytes of the same line rather than the string's own,
-// elsewhere and mostly not in the CPU's caches.
+// recentEntry is a slot of eventParser.recent.
 type recentEntry struct {
-	s      string
-	ref    uint32
-	gen    uint32
-	prefix [recentPrefix]byte
-}
-
-// recentPrefix is how many bytes of a string a recentEntry holds.
-const recentPrefix = 40
-
-// holds reports whether the slot holds b.
-func (e *recentEntry) holds(b []byte) bool {
-	if len(b) != len(e.s) {
-		return false
-	}
-	if len(b) <= recentPrefix {
-		return string(e.prefix[:len(b)]) == string(b)
-	}
-	return e.s == string(b)
+	s   string
+	ref uint32
+	gen uint32
 }
 
 // maxPooledEvents bounds the event slice a parser keeps for the next batch.
@@ -577,7 +559,7 @@ func (p *eventParser) intern(f int, b []byte) string {
 	}
 	h = (h ^ uint64(len(b))) * 0x9e3779b97f4a7c15
 	slot := &p.recent[i][h>>(64-recentBits)]
-	if slot.holds(b) {
+	if slot.s == string(b) {
 		if slot.gen != p.gen {
 			// Its first use this batch. It is not added to strs: should
 			// it lose its slot and come back, it is given a second ref,
@@ -600,7 +582,6 @@ func (p *eventParser) intern(f int, b []byte) string {
 		m[s] = ref
 	}
 	*slot = recentEntry{s: s, ref: ref, gen: p.gen}
-	copy(slot.prefix[:], s)
 	p.cur[i] = ref
 	return s
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -72,16 +74,30 @@ func newReport(cfg config) *report {
 	return &report{cfg: cfg, date: time.Now().UTC(), rows: map[string]int{}, loadStart: loadavg()}
 }
 
-// write writes the table to dir/<date>-<mode>.md and returns its path.
+// write writes the table to dir/<date>-<mode>.md (or, when a run of the
+// day wrote that already, to a name with the time) and returns its path.
 func (r *report) write(dir string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, r.date.Format(time.DateOnly)+"-"+r.cfg.Mode+".md")
-	if err := os.WriteFile(path, []byte(r.markdown(machine())), 0o644); err != nil {
-		return "", err
+	// A second run of the day gets the time in its name: the tables of
+	// earlier runs are kept, never overwritten.
+	base := filepath.Join(dir, r.date.Format(time.DateOnly)+"-"+r.cfg.Mode)
+	for _, path := range []string{base + ".md", base + "-" + r.date.Format("1504") + ".md", base + "-" + r.date.Format("150405") + ".md"} {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = f.WriteString(r.markdown(machine()))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return path, err
 	}
-	return path, nil
+	return "", fmt.Errorf("results tables %s*.md exist already", base)
 }
 
 // machineInfo describes the machine the run measured.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -328,5 +329,30 @@ func TestExecuteReusesItsBuffer(t *testing.T) {
 		} else if run == 2 && &pages[0][0] != first {
 			t.Fatal("the third execution read into fresh memory, not the buffer of the second")
 		}
+	}
+}
+
+// TestReportKeepsEarlierTables writes three reports of one day into one
+// directory: each gets its own file, and the first is left as it was.
+func TestReportKeepsEarlierTables(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := range 3 {
+		r := newReport(config{Mode: "quick", Events: int64(1000 * (i + 1)), Seed: 1})
+		p, err := r.write(dir)
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		paths = append(paths, p)
+	}
+	if paths[0] == paths[1] || paths[1] == paths[2] || paths[0] == paths[2] {
+		t.Fatalf("paths %v: want three files", paths)
+	}
+	first, err := os.ReadFile(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(first), "--events 1000 ") {
+		t.Errorf("the first table was overwritten:\n%.400s", first)
 	}
 }

@@ -118,7 +118,7 @@ func TestDecodeRows(t *testing.T) {
 				wantK[1+i].user = 0
 			}
 		}
-		if !equalSlices(gotK, wantK) || !equalSlices(gotC, cnts) {
+		if !slices.Equal(gotK, wantK) || !slices.Equal(gotC, cnts) {
 			t.Errorf("withUser=%v: decoded %v %v, want %v %v", withUser, gotK, gotC, wantK, cnts)
 		}
 		if n, org, err := checkRows(chunk, withUser, &limits, &cols); err != nil || n != len(keys) || org != manyOrgs {
@@ -153,18 +153,6 @@ func TestDecodeRows(t *testing.T) {
 			}
 		}
 	}
-}
-
-func equalSlices[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPackedSnapshotDamage rewrites a snapshot's packed table with an id
@@ -266,7 +254,7 @@ func TestPackedRead(t *testing.T) {
 	var buf []uint64
 	tb.install(tb.freeze(&buf))
 	chunks, orgs := packChunks(tb.keys, tb.cnts, tb.orgs)
-	if !equalSlices(orgs, []uint32{1, 2, 3}) {
+	if !slices.Equal(orgs, []uint32{1, 2, 3}) {
 		t.Fatalf("chunk organizations %v, want [1 2 3]", orgs)
 	}
 	wantKeys, wantCnts := tb.keys, tb.cnts

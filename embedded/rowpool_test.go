@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestReleasedRowsAreReused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := storetest.Count(m.Events(), q); !equalRows(rows, want) {
+		if want := storetest.Count(m.Events(), q); !slices.Equal(rows, want) {
 			t.Fatalf("%s after a release: %d rows, want %d (or different)", storetest.FormatQuery(q), len(rows), len(want))
 		}
 		if len(rows) >= minPooledRows && &rows[:1][0] != &first[:1][0] {
@@ -51,16 +52,4 @@ func TestReleasedRowsAreReused(t *testing.T) {
 		}
 		s.ReleaseRows(rows)
 	}
-}
-
-func equalRows(a, b []apiusage.Row) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

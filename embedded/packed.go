@@ -224,14 +224,6 @@ func (t *table) read(sc *scope, spans *[]span, rs *rowScratch, yield func(keys [
 	return nil
 }
 
-// len returns the number of rows of the table.
-func (t *table) len() int {
-	if t.packed != nil {
-		return t.packedRows
-	}
-	return len(t.keys)
-}
-
 // noLimits checks no id: for chunks already checked.
 var noLimits = [numFields]uint32{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)}
 

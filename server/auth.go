@@ -16,8 +16,7 @@ type caller struct {
 	client apiusage.Client
 	// platform is whether the client's organization is the platform
 	// organization; known once a platform-only permission was checked.
-	platform      *bool
-	platformError error
+	platform *bool
 }
 
 // org returns the caller's organization id.

@@ -199,7 +199,7 @@ func validHinted(events []apiusage.Event, h *apiusage.BatchStrings) bool {
 	for i := range events {
 		e := &events[i]
 		e.Time = e.Time.UTC()
-		e.Method = method[h.Refs[i][5]]
+		e.Method = method[h.Refs[i][hintMethod]]
 	}
 	return true
 }

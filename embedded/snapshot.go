@@ -463,17 +463,17 @@ type tableChunk struct {
 	err    error
 }
 
-// decodeTable decodes a 'T' frame (an 'S' frame when slim) after its kind
-// byte, checking its ids against the dictionary sizes nstr. It only reads,
-// so that frames decode in parallel (see tableLoader).
-func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32) tableChunk {
+// decodeTable decodes an 'S' frame after its kind byte, or checks a 'T'
+// frame, whose rows stay packed, checking ids against the dictionary sizes
+// nstr in both; scratch is the calling worker's, for the check. It only
+// reads, so that frames decode in parallel (see tableLoader).
+func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32, scratch *columns) tableChunk {
 	d := decoder{b: payload}
 	c := tableChunk{slim: slim, hour: d.varint()}
 	if !slim && d.err == nil {
 		// An hour's rows stay packed (see packed.go): checked, not decoded.
-		var cols columns
 		chunk := packedChunk(d.b)
-		n, org, err := checkRows(chunk, true, nstr, &cols)
+		n, org, err := checkRows(chunk, true, nstr, scratch)
 		if err != nil {
 			return tableChunk{err: err}
 		}
@@ -596,8 +596,9 @@ func (s *Store) startTableLoader() *tableLoader {
 	}
 	for range workers {
 		go func() {
+			var cols columns // this worker's scratch for checking chunks
 			for j := range l.jobs {
-				j.out <- decodeTable(j.payload, j.slim, &l.nstr)
+				j.out <- decodeTable(j.payload, j.slim, &l.nstr, &cols)
 			}
 		}()
 	}

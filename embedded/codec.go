@@ -38,6 +38,27 @@ func endFrame(buf []byte, start int) []byte {
 	return buf
 }
 
+// nextFrame splits the first frame off data, a file read whole, without
+// copying: the payload is a slice of data. It returns io.EOF at the end and
+// errTorn for a partial or corrupt frame.
+func nextFrame(data []byte) (payload, rest []byte, err error) {
+	if len(data) == 0 {
+		return nil, nil, io.EOF
+	}
+	if len(data) < frameHeader {
+		return nil, nil, errTorn
+	}
+	n := binary.LittleEndian.Uint32(data)
+	if n == 0 || n > maxFrame || int64(n) > int64(len(data)-frameHeader) {
+		return nil, nil, errTorn
+	}
+	payload = data[frameHeader : frameHeader+n]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
+		return nil, nil, errTorn
+	}
+	return payload, data[frameHeader+n:], nil
+}
+
 // readFrame reads one frame into buf (reused when big enough). It returns
 // io.EOF at a clean end, and errTorn for a partial or corrupt frame. left is
 // how many bytes the file has from here: a length past it is torn, and is

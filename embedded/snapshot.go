@@ -332,8 +332,12 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		return err
 	}
 	s.lastSnap.Store(st.Size())
-	left := st.Size()
-	r := bufio.NewReaderSize(f, 1<<20)
+	// The file is read whole, once, into memory the packed tables then keep
+	// slices of (see packed.go and snapshotBytes): no copy per frame.
+	data := s.snapshotBytes(int(st.Size()))
+	if _, err := io.ReadFull(f, data); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
 	var buf []byte
 	seenHeader := false
 	var tl *tableLoader
@@ -343,13 +347,7 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		}
 	}()
 	for {
-		if tl != nil {
-			buf = tl.buffer()
-		}
-		buf, err = readFrame(r, buf, left)
-		if err == nil {
-			left -= int64(frameHeader + len(buf))
-		}
+		buf, data, err = nextFrame(data)
 		if err == io.EOF || errors.Is(err, errTorn) {
 			return fmt.Errorf("incomplete or corrupt snapshot")
 		}
@@ -366,7 +364,6 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 				tl = s.startTableLoader()
 			}
 			tl.add(d.b, kind == frameSlim)
-			buf = nil // the loader's now
 			continue
 		}
 		if tl != nil {
@@ -572,7 +569,6 @@ func (s *Store) addChunk(c tableChunk) {
 type tableLoader struct {
 	jobs  chan *tableJob
 	order chan *tableJob
-	free  chan []byte
 	done  chan error
 	nstr  [numFields]uint32
 }
@@ -588,7 +584,6 @@ func (s *Store) startTableLoader() *tableLoader {
 	l := &tableLoader{
 		jobs:  make(chan *tableJob, 2*workers),
 		order: make(chan *tableJob, 4*workers),
-		free:  make(chan []byte, 4*workers+2),
 		done:  make(chan error, 1),
 	}
 	for f := range numFields {
@@ -606,12 +601,6 @@ func (s *Store) startTableLoader() *tableLoader {
 		var err error
 		for j := range l.order {
 			c := <-j.out
-			if c.packed == nil { // a packed chunk keeps its frame
-				select {
-				case l.free <- j.payload[:0]:
-				default:
-				}
-			}
 			if err == nil && c.err != nil {
 				err = c.err
 			}
@@ -624,19 +613,8 @@ func (s *Store) startTableLoader() *tableLoader {
 	return l
 }
 
-// buffer returns a buffer for the next frame, one a job is done with when
-// there is one.
-func (l *tableLoader) buffer() []byte {
-	select {
-	case b := <-l.free:
-		return b
-	default:
-		return nil
-	}
-}
-
-// add decodes a table frame's payload (after its kind byte), which the
-// loader now owns.
+// add decodes a table frame's payload (after its kind byte): a slice of
+// the snapshot read whole, which packed chunks keep.
 func (l *tableLoader) add(payload []byte, slim bool) {
 	j := &tableJob{payload: payload, slim: slim, out: make(chan tableChunk, 1)}
 	l.order <- j

@@ -15,7 +15,7 @@ const hugeSnapshot = 32 << 20
 func (s *Store) snapshotBytes(n int) []byte {
 	if n >= hugeSnapshot {
 		if b, release := mapBytes(n); b != nil {
-			runtime.AddCleanup(s, func(func()) { release() }, release)
+			runtime.AddCleanup(s, func(release func()) { release() }, release)
 			return b
 		}
 	}

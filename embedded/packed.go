@@ -120,7 +120,7 @@ func decodeRows(c packedChunk, withUser bool, limits *[numFields]uint32, cols *c
 		return keys, cnts, errCorrupt
 	}
 	base, cbase := len(keys), len(cnts)
-	keys, cnts = growLen(keys, n), growLen(cnts, n)
+	keys, cnts = slices.Grow(keys, n)[:base+n], slices.Grow(cnts, n)[:cbase+n]
 	d := decoder{b: b}
 	for i := range n {
 		cnts[cbase+i] = d.cnt()
@@ -169,17 +169,6 @@ func chunkOrg(orgs []uint32) uint32 {
 		}
 	}
 	return orgs[0]
-}
-
-// growLen returns s extended by n elements, reallocating only when its
-// capacity is short.
-func growLen[T any](s []T, n int) []T {
-	if cap(s)-len(s) < n {
-		t := make([]T, len(s), len(s)+n+len(s)/4)
-		copy(t, s)
-		s = t
-	}
-	return s[:len(s)+n]
 }
 
 // rowScratch is a query's reusable space for decoding packed tables.

@@ -237,13 +237,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 						index[g] = j
 					}
 				}
-				c, sum := &cnts[i], &gs.at(j).c
-				sum.Requests += int64(c.total)
-				sum.Status200 += int64(c.s2)
-				sum.Status300 += int64(c.s3)
-				sum.Status400 += int64(c.s4)
-				sum.Status500 += int64(c.s5)
-				sum.Status429 += int64(c.s429)
+				cnts[i].addTo(&gs.at(j).c)
 			}
 		})
 		if err != nil && scanErr == nil {

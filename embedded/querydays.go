@@ -197,14 +197,6 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 			Counts:         *sum,
 		})
 	}
-	add := func(sum *apiusage.Counts, c *cnt) {
-		sum.Requests += int64(c.total)
-		sum.Status200 += int64(c.s2)
-		sum.Status300 += int64(c.s3)
-		sum.Status400 += int64(c.s4)
-		sum.Status500 += int64(c.s5)
-		sum.Status429 += int64(c.s429)
-	}
 	ords, idx := sc.ords[:0], sc.idx[:0]
 	day := reuse(sc.day, longest)
 	defer func() { sc.ords, sc.idx, sc.day = ords, idx, day }()
@@ -285,7 +277,7 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 				sum = apiusage.Counts{}
 			}
 			cur = e
-			add(&sum, &e.c)
+			e.c.addTo(&sum)
 		}
 		if cur != nil {
 			emit(date, cur, &sum)

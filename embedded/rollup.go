@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/apiusage/apiusage"
 )
 
 // key is one rollup row's dimensions, each a dictionary id. The slim rollup
@@ -42,6 +44,16 @@ func (c *cnt) count(status int) {
 // fits reports whether d can be added to c without overflowing. The total is
 // at least every other counter, so it is the only one to check.
 func (c *cnt) fits(d cnt) bool { return uint64(c.total)+uint64(d.total) <= math.MaxUint32 }
+
+// addTo adds c's counters to a result's counts.
+func (c *cnt) addTo(sum *apiusage.Counts) {
+	sum.Requests += int64(c.total)
+	sum.Status200 += int64(c.s2)
+	sum.Status300 += int64(c.s3)
+	sum.Status400 += int64(c.s4)
+	sum.Status500 += int64(c.s5)
+	sum.Status429 += int64(c.s429)
+}
 
 func (c *cnt) add(d cnt) {
 	c.total += d.total

@@ -112,7 +112,8 @@ const (
 	KindClientQuery  ExecutionKind = "client"
 )
 
-// Execution is an asynchronous query and, once finished, its result.
+// Execution is an asynchronous query and its state. Its rows, once
+// finished, are kept by the server apart (within its memory for results).
 type Execution struct {
 	ID             string
 	Kind           ExecutionKind
@@ -125,7 +126,6 @@ type Execution struct {
 	// simple search's.
 	Metrics []Metric
 	Columns []Column
-	Rows    []Row
 	// Err is the caller-facing reason of a Failed execution.
 	Err     string
 	Created time.Time

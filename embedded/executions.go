@@ -39,9 +39,8 @@ func NewExecutions(now func() time.Time) *Executions {
 	return &Executions{now: now, byID: map[string]apiusage.Execution{}}
 }
 
-// Put creates or replaces the execution with x's id. It copies x's small
-// slices; Rows are shared and must be treated as immutable by everyone, since
-// a result can be large and is never changed once the execution completes.
+// Put creates or replaces the execution with x's id. It copies x's slices,
+// so that the caller may change its own.
 func (e *Executions) Put(ctx context.Context, x apiusage.Execution) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -77,14 +77,21 @@ func refRender(m metricSet, r *apiusage.Row) refRowJSON {
 	return out
 }
 
-func refUnfinished(x apiusage.Execution) refQueryResult {
+// fixture is an execution and the rows it answered, as the tests describe
+// one: the server keeps rows apart from the execution registry.
+type fixture struct {
+	apiusage.Execution
+	Rows []apiusage.Row
+}
+
+func refUnfinished(x fixture) refQueryResult {
 	if x.Status == apiusage.StatusFailed {
 		return refQueryResult{QueryStatus: x.Status, Results: []refRowJSON{}}
 	}
 	return refQueryResult{QueryStatus: apiusage.StatusRunning}
 }
 
-func refQueryResults(x apiusage.Execution) refQueryResult {
+func refQueryResults(x fixture) refQueryResult {
 	if x.Status != apiusage.StatusComplete {
 		return refUnfinished(x)
 	}
@@ -96,7 +103,7 @@ func refQueryResults(x apiusage.Execution) refQueryResult {
 	return out
 }
 
-func refSearchResults(x apiusage.Execution, offset, size int) refQueryResult {
+func refSearchResults(x fixture, offset, size int) refQueryResult {
 	if x.Status != apiusage.StatusComplete {
 		return refUnfinished(x)
 	}
@@ -228,10 +235,10 @@ func checkSameBytes(t *testing.T, what string, got, want []byte) {
 // query, on the results endpoint's path: its table built as run builds it
 // (with a granularity), and its body as writeResults streams it, which must
 // be bodyLen bytes and the same as appendResultsBody's.
-func encodeQuery(tb testing.TB, x apiusage.Execution) []byte {
+func encodeQuery(tb testing.TB, x fixture) []byte {
 	tb.Helper()
 	if x.Status != apiusage.StatusComplete {
-		return unfinishedBody(x).b
+		return unfinishedBody(x.Execution).b
 	}
 	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
@@ -251,10 +258,10 @@ func encodeQuery(tb testing.TB, x apiusage.Execution) []byte {
 }
 
 // encodeSearch returns the page of x, a simple search, at offset.
-func encodeSearch(tb testing.TB, x apiusage.Execution, offset, size int) []byte {
+func encodeSearch(tb testing.TB, x fixture, offset, size int) []byte {
 	tb.Helper()
 	if x.Status != apiusage.StatusComplete {
-		return unfinishedBody(x).b
+		return unfinishedBody(x.Execution).b
 	}
 	t, err := newTable(x.Rows, searchView(x.Columns), nil)
 	if err != nil {
@@ -287,7 +294,7 @@ func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 func TestQueryResultsMatchEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 300 {
-		x := apiusage.Execution{Status: apiusage.StatusComplete, Metrics: randSubset(rng, apiusage.AllMetrics), Rows: randRows(rng, rng.IntN(100))}
+		x := fixture{Execution: apiusage.Execution{Status: apiusage.StatusComplete, Metrics: randSubset(rng, apiusage.AllMetrics)}, Rows: randRows(rng, rng.IntN(100))}
 		switch i {
 		case 0:
 			x.Rows = nil
@@ -310,7 +317,7 @@ func TestWriteResultsInChunks(t *testing.T) {
 	// some of many chunks: each is whole, whatever a buffer held before.
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i, n := range []int{5000, 3, 0, 2000, 1, 12000} {
-		x := apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: randRows(rng, n)}
+		x := fixture{Execution: apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics}, Rows: randRows(rng, n)}
 		checkSameBytes(t, fmt.Sprintf("poll %d of %d rows", i, n), encodeQuery(t, x), refEncode(t, refQueryResults(x)))
 	}
 }
@@ -369,8 +376,8 @@ func TestIntLen(t *testing.T) {
 func TestSearchResultsMatchEncodingJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for i := range 300 {
-		x := apiusage.Execution{ID: randString(rng), Status: apiusage.StatusComplete,
-			Columns: randSubset(rng, apiusage.AllColumns), Rows: randRows(rng, rng.IntN(60))}
+		x := fixture{Execution: apiusage.Execution{ID: randString(rng), Status: apiusage.StatusComplete,
+			Columns: randSubset(rng, apiusage.AllColumns)}, Rows: randRows(rng, rng.IntN(60))}
 		switch i {
 		case 0:
 			x.Rows = nil
@@ -421,7 +428,7 @@ func FuzzResultsEncoding(f *testing.F) {
 				columns = append(columns, c)
 			}
 		}
-		x := apiusage.Execution{ID: b, Status: apiusage.StatusComplete, Metrics: metrics, Columns: columns,
+		x := fixture{Execution: apiusage.Execution{ID: b, Status: apiusage.StatusComplete, Metrics: metrics, Columns: columns},
 			Rows: []apiusage.Row{row, row, {ClientID: b, Date: row.Date.Add(time.Hour)}}}
 		checkSameBytes(t, "query", encodeQuery(t, x), refEncode(t, refQueryResults(x)))
 		for _, off := range []int{0, 1, 3} {
@@ -435,7 +442,7 @@ func FuzzResultsEncoding(f *testing.F) {
 // query at Day by client, template and method: 150,000 rows of typical ids,
 // each distinct string one value shared by its rows, as the store's
 // dictionaries make them.
-func largeResult() apiusage.Execution {
+func largeResult() fixture {
 	rng := rand.New(rand.NewPCG(9, 10))
 	ids, names, templates := make([]string, 200), make([]string, 200), make([]string, 400)
 	for i := range ids {
@@ -455,7 +462,7 @@ func largeResult() apiusage.Execution {
 			Counts:      apiusage.Counts{Status200: rng.Int64N(5000), Status400: rng.Int64N(50), Status429: rng.Int64N(5), Requests: rng.Int64N(5100)},
 		}
 	}
-	return apiusage.Execution{ID: "x", Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics, Rows: rows}
+	return fixture{Execution: apiusage.Execution{ID: "x", Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics}, Rows: rows}
 }
 
 // largeTable is largeResult's table, as run builds it.

@@ -37,7 +37,10 @@
 // written them: kept in the snapshot's own column encoding (about 8 bytes a
 // row instead of 44), one organization a chunk, which queries of that
 // organization decode into scratch and restarts keep as they read them. A
-// late event into a packed rollup unpacks it.
+// late event into a packed rollup unpacks it. Packed chunks are slices of
+// the newest snapshot file, mapped read-only (mapped.go): they are the
+// page cache's memory, not the process's, and each checkpoint moves them
+// to the snapshot it wrote.
 //
 // Queries take their working memory (dense group arrays, groups, sort
 // keys, decoded chunks) from a few scratches the store keeps, rather than

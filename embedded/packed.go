@@ -3,6 +3,7 @@ package embedded
 import (
 	"encoding/binary"
 	"fmt"
+	"iter"
 	"slices"
 )
 
@@ -14,10 +15,12 @@ import (
 // held as a snapshot writes them, ids column by column as uvarints and
 // counters with a mask, they take about 8. So the hourly tables of days
 // before the two newest are kept packed once a checkpoint has written them:
-// the checkpoint hands back the very bytes it wrote, which the writer swaps
-// in for the rows if the table has not changed since. A snapshot then writes
-// a packed table's chunks as they are, and a restart keeps them as it reads
-// them, without decoding: both cost what the disk does, not what the rows do.
+// the checkpoint tells where it wrote them, and the writer swaps slices of
+// the snapshot file, mapped (see mappedFile), in for the rows if the table
+// has not changed since. A snapshot then writes a packed table's chunks as
+// they are, and a restart keeps them as it reads them, without decoding:
+// both cost what the disk does, not what the rows do. Packed rows take no
+// memory of the process's own: they are the page cache's.
 //
 // Queries decode a packed table into scratch they reuse; the writer unpacks
 // a table for good before it changes it (a late event).
@@ -219,8 +222,10 @@ var noLimits = [numFields]uint32{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0),
 // unpack replaces the packed rows with keys and counters, before a change,
 // frozen again (see freeze) since the chunks of a frozen table are sorted.
 // Every chunk was checked when it was made (by a checkpoint, from rows in
-// memory) or read (the snapshot loader checks each against the
-// dictionaries, whose entries never go away), so failing here is a bug.
+// memory, then read back from the file it wrote) or read (the snapshot
+// loader checks each against the dictionaries, whose entries never go
+// away), so failing here is a bug, or a snapshot file changed under the
+// store.
 func (t *table) unpack() {
 	if t.packed == nil {
 		return
@@ -235,32 +240,38 @@ func (t *table) unpack() {
 		}
 	}
 	t.keys, t.cnts, t.index, t.shared = keys, cnts, nil, false
-	t.packed, t.packedOrg, t.packedRows = nil, nil, 0
+	t.packed, t.packedOrg, t.packedRows, t.packedSrc = nil, nil, 0, nil
 	var buf []uint64
 	t.install(t.freeze(&buf))
 }
 
-// packChunks encodes the rows of a frozen table as chunks of one
-// organization each (and at most maxChunk rows), so that a query about one
-// organization decodes only its chunks.
-func packChunks(keys []key, cnts []cnt, orgs []orgRange) (chunks []packedChunk, chunkOrgs []uint32) {
-	for _, r := range orgs {
-		for lo := r.lo; lo < r.hi; lo += maxChunk {
-			hi := min(lo+maxChunk, r.hi)
-			c := appendRows(nil, keys[lo:hi], cnts[lo:hi], true)
-			chunks = append(chunks, packedChunk(c[:len(c):len(c)]))
-			chunkOrgs = append(chunkOrgs, r.org)
+// orgChunks yields the rows of a frozen table to pack as chunks: each
+// organization's (see orgs), at most maxChunk rows a chunk, so that a query
+// about one organization decodes only its chunks.
+func orgChunks(orgs []orgRange) iter.Seq2[uint32, span] {
+	return func(yield func(uint32, span) bool) {
+		for _, r := range orgs {
+			for lo := r.lo; lo < r.hi; lo += maxChunk {
+				if !yield(r.org, span{lo, min(lo+maxChunk, r.hi)}) {
+					return
+				}
+			}
 		}
 	}
-	return chunks, chunkOrgs
 }
 
-// packed is what a checkpoint encoded of a table it was asked to pack: the
-// table's rows as of change gen.
+// chunkAt is where a checkpoint wrote a chunk in its snapshot file.
+type chunkAt struct{ off, n int64 }
+
+// packResult is where a checkpoint wrote the chunks of a table: of a table
+// already packed (was, its chunks then), or of one to pack (its rows as of
+// change gen). Once the snapshot is in place, the table's chunks become
+// slices of it (see Store.checkpointDone).
 type packResult struct {
 	t      *table
+	was    []packedChunk
 	gen    uint64
 	rows   int
-	chunks []packedChunk
-	orgs   []uint32 // each chunk's organization
+	chunks []chunkAt
+	orgs   []uint32 // each chunk's organization, for a table to pack
 }

@@ -243,6 +243,16 @@ func TestPackingStartsCheckpoints(t *testing.T) {
 	checkAll(t, s, m.Events(), g)
 }
 
+// packChunks encodes the rows of a frozen table as a checkpoint writes them
+// when it packs the table: one organization a chunk.
+func packChunks(keys []key, cnts []cnt, orgs []orgRange) (chunks []packedChunk, chunkOrgs []uint32) {
+	for org, r := range orgChunks(orgs) {
+		chunks = append(chunks, packedChunk(appendRows(nil, keys[r.lo:r.hi], cnts[r.lo:r.hi], true)))
+		chunkOrgs = append(chunkOrgs, org)
+	}
+	return chunks, chunkOrgs
+}
+
 // TestPackedRead packs a frozen table one organization a chunk and reads it
 // back through a scope: every row for every organization, and only the
 // chunks of the scope's organizations when it names some.

@@ -95,6 +95,7 @@ type table struct {
 	packed     []packedChunk
 	packedOrg  []uint32
 	packedRows int
+	packedSrc  *mappedFile // the snapshot packed's chunks are slices of
 	// gen counts changes, so that a checkpoint can tell whether the rows it
 	// packed are still the table's when it hands them back.
 	gen uint64

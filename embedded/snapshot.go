@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"github.com/apiusage/apiusage"
 )
@@ -62,7 +63,8 @@ type snapshot struct {
 	ids    []fifoItem[idKey]
 	tables []snapTable
 	slims  []snapTable // hour is the day
-	// packs are the chunks written of tables to pack, filled by write.
+	// packs are where the chunks of packed tables and of tables to pack
+	// were written, filled by write.
 	packs []packResult
 }
 
@@ -74,13 +76,15 @@ type snapKey struct {
 
 // snapTable is a table as a snapshot writes it: its rows, or its packed
 // chunks. When pack is set (a frozen table, whose orgs are its directory),
-// the writer encodes it one organization a chunk and hands the chunks back
-// for the table, as of change gen, to be packed.
+// the writer encodes it one organization a chunk and tells where it wrote
+// them, for the table, as of change gen, to be packed into them.
 type snapTable struct {
 	hour   int64
 	keys   []key
 	cnts   []cnt
 	packed []packedChunk
+	src    *mappedFile // packed's, kept reachable while they are written
+	from   *table      // the packed table, moved to the new snapshot's chunks
 	pack   *table
 	gen    uint64
 	orgs   []orgRange
@@ -124,7 +128,7 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 			}
 			hour := p.day*24 + int64(h)
 			if t.packed != nil {
-				snap.tables = append(snap.tables, snapTable{hour: hour, packed: t.packed})
+				snap.tables = append(snap.tables, snapTable{hour: hour, packed: t.packed, src: t.packedSrc, from: t})
 				continue
 			}
 			n := len(t.keys)
@@ -190,6 +194,8 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 	var buf []byte
 	var start int
 	frame := func(kind byte) { buf, start = beginFrame(buf[:0]); buf = append(buf, kind) }
+	// at is where in the file the frame being built starts.
+	at := func() int64 { return cw.n + int64(w.Buffered()) }
 	flush := func() error {
 		buf = endFrame(buf, start)
 		_, err := w.Write(buf)
@@ -259,26 +265,41 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 		}
 	}
 	writeTables := func(kind byte, tables []snapTable) error {
-		writeChunk := func(hour int64, c packedChunk) error {
+		// writeChunk writes one chunk in a frame of its own, encoded by
+		// enc, and returns where in the file it is.
+		writeChunk := func(hour int64, enc func([]byte) []byte) (chunkAt, error) {
 			frame(kind)
 			buf = putVarint(buf, hour)
-			buf = append(buf, c...)
-			return flush()
+			pos := len(buf)
+			buf = enc(buf)
+			c := chunkAt{off: at() + int64(pos), n: int64(len(buf) - pos)}
+			return c, flush()
 		}
 		for _, t := range tables {
-			for _, c := range t.packed {
-				if err := writeChunk(t.hour, c); err != nil {
-					return err
-				}
-			}
-			if t.pack != nil {
-				chunks, orgs := packChunks(t.keys, t.cnts, t.orgs)
-				for _, c := range chunks {
-					if err := writeChunk(t.hour, c); err != nil {
+			if t.packed != nil {
+				p := packResult{t: t.from, was: t.packed}
+				for _, c := range t.packed {
+					ca, err := writeChunk(t.hour, func(b []byte) []byte { return append(b, c...) })
+					if err != nil {
 						return err
 					}
+					p.chunks = append(p.chunks, ca)
 				}
-				snap.packs = append(snap.packs, packResult{t: t.pack, gen: t.gen, rows: len(t.keys), chunks: chunks, orgs: orgs})
+				// Copied: the process needs these pages no more.
+				t.src.evictChunks(t.packed)
+				snap.packs = append(snap.packs, p)
+				continue
+			}
+			if t.pack != nil {
+				p := packResult{t: t.pack, gen: t.gen, rows: len(t.keys)}
+				for org, r := range orgChunks(t.orgs) {
+					ca, err := writeChunk(t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], true) })
+					if err != nil {
+						return err
+					}
+					p.chunks, p.orgs = append(p.chunks, ca), append(p.orgs, org)
+				}
+				snap.packs = append(snap.packs, p)
 				continue
 			}
 			for i := 0; i < len(t.keys); i += maxChunk {
@@ -332,12 +353,17 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		return err
 	}
 	s.lastSnap.Store(st.Size())
-	// The file is read whole, once, into memory the packed tables then keep
-	// slices of (see packed.go and snapshotBytes): no copy per frame.
-	data := s.snapshotBytes(int(st.Size()))
-	if _, err := io.ReadFull(f, data); err != nil {
+	// The file is mapped whole, and the packed tables keep slices of it
+	// (see packed.go and mappedFile): no copy per frame. Every byte is read
+	// once here, to be checked; the pages read are let go as the loader
+	// moves on, so that they stay the page cache's, not the process's.
+	m, err := openMapped(f, st.Size())
+	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
+	data := m.b
+	const evictEvery = 64 << 20
+	evicted := 0
 	var buf []byte
 	seenHeader := false
 	var tl *tableLoader
@@ -361,9 +387,15 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		}
 		if kind == frameTable || kind == frameSlim {
 			if tl == nil {
-				tl = s.startTableLoader()
+				tl = s.startTableLoader(m)
 			}
 			tl.add(d.b, kind == frameSlim)
+			// Frames still being checked may lose pages too: they read
+			// them back.
+			if read := len(m.b) - len(data); read-evicted >= 2*evictEvery {
+				m.evict(evicted, read-evictEvery)
+				evicted = read - evictEvery
+			}
 			continue
 		}
 		if tl != nil {
@@ -434,6 +466,7 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 				s.logged[f] = len(s.dict.strs[f])
 			}
 			s.st.last = nil
+			m.evict(evicted, len(m.b))
 			return nil
 		default:
 			return fmt.Errorf("unknown frame kind %q", kind)
@@ -521,7 +554,7 @@ func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32, scratch *co
 
 // addChunk appends decoded rows to their hour, or to their day's slim
 // rollup, without building an index: most tables are never written again.
-func (s *Store) addChunk(c tableChunk) {
+func (s *Store) addChunk(c tableChunk, src *mappedFile) {
 	var t *table
 	if c.slim {
 		t = &s.st.part(c.hour).slim
@@ -540,6 +573,7 @@ func (s *Store) addChunk(c tableChunk) {
 			t.packed = append(t.packed, c.packed)
 			t.packedOrg = append(t.packedOrg, c.org)
 			t.packedRows += c.rows
+			t.packedSrc = src
 			return
 		}
 		if c.packed != nil {
@@ -571,6 +605,7 @@ type tableLoader struct {
 	order chan *tableJob
 	done  chan error
 	nstr  [numFields]uint32
+	src   *mappedFile // the snapshot, which packed chunks are slices of
 }
 
 type tableJob struct {
@@ -579,12 +614,13 @@ type tableJob struct {
 	out     chan tableChunk
 }
 
-func (s *Store) startTableLoader() *tableLoader {
+func (s *Store) startTableLoader(src *mappedFile) *tableLoader {
 	workers := runtime.GOMAXPROCS(0)
 	l := &tableLoader{
 		jobs:  make(chan *tableJob, 2*workers),
 		order: make(chan *tableJob, 4*workers),
 		done:  make(chan error, 1),
+		src:   src,
 	}
 	for f := range numFields {
 		l.nstr[f] = uint32(len(s.dict.strs[f]))
@@ -605,7 +641,7 @@ func (s *Store) startTableLoader() *tableLoader {
 				err = c.err
 			}
 			if err == nil {
-				s.addChunk(c)
+				s.addChunk(c, l.src)
 			}
 		}
 		l.done <- err
@@ -614,7 +650,7 @@ func (s *Store) startTableLoader() *tableLoader {
 }
 
 // add decodes a table frame's payload (after its kind byte): a slice of
-// the snapshot read whole, which packed chunks keep.
+// the mapped snapshot, which packed chunks keep.
 func (l *tableLoader) add(payload []byte, slim bool) {
 	j := &tableJob{payload: payload, slim: slim, out: make(chan tableChunk, 1)}
 	l.order <- j
@@ -645,8 +681,16 @@ func (s *Store) startCheckpoint() {
 	snap := s.cloneState(next, s.now().UnixNano())
 	s.ckRunning = true
 	go func() {
-		err := s.writeCheckpoint(snap)
-		s.ckDone <- checkpointResult{err: err, packs: snap.packs}
+		res := checkpointResult{err: s.writeCheckpoint(snap)}
+		if res.err == nil && len(snap.packs) > 0 {
+			res.packs = snap.packs
+			if res.src, res.err = s.mapSnapshot(snap.seg); res.err != nil {
+				// The snapshot is in place: only packing is lost.
+				s.log.Error("map the new snapshot; no table packed", "err", res.err)
+				res.packs, res.err = nil, nil
+			}
+		}
+		s.ckDone <- res
 	}()
 }
 
@@ -667,17 +711,34 @@ func (s *Store) writeCheckpoint(snap *snapshot) error {
 	return nil
 }
 
-// checkpointResult is the outcome of a checkpoint: its error, and the
-// chunks it wrote of tables to pack.
+// mapSnapshot maps the snapshot numbered seg (see mappedFile).
+func (s *Store) mapSnapshot(seg uint64) (*mappedFile, error) {
+	f, err := os.Open(filepath.Join(s.dir, snapName(seg)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return openMapped(f, st.Size())
+}
+
+// checkpointResult is the outcome of a checkpoint: its error, and where it
+// wrote the chunks of packed tables and of tables to pack in its snapshot,
+// src.
 type checkpointResult struct {
 	err   error
 	packs []packResult
+	src   *mappedFile
 }
 
 // checkpointDone takes the outcome of a checkpoint. A failed one is logged
 // (the WAL still holds everything) and retried once the WAL has grown by
-// half its bound again. A successful one packs the tables it was asked to,
-// unless they changed since it copied them.
+// half its bound again. A successful one moves packed tables to the chunks
+// of its snapshot, which lets older snapshot files go, and packs the tables
+// it was asked to, unless they changed since it copied them.
 func (s *Store) checkpointDone(res checkpointResult) {
 	if s.ckRunning {
 		s.ckRunning = false
@@ -693,13 +754,27 @@ func (s *Store) checkpointDone(res checkpointResult) {
 	if len(res.packs) == 0 {
 		return
 	}
+	chunks := func(p packResult) []packedChunk {
+		cs := make([]packedChunk, len(p.chunks))
+		for i, c := range p.chunks {
+			cs[i] = res.src.chunk(c.off, c.n)
+		}
+		return cs
+	}
 	s.mu.Lock()
 	for _, p := range res.packs {
 		t := p.t
+		if p.was != nil {
+			// Unless a late event unpacked it since.
+			if len(t.packed) == len(p.was) && unsafe.SliceData(t.packed) == unsafe.SliceData(p.was) {
+				t.packed, t.packedSrc = chunks(p), res.src
+			}
+			continue
+		}
 		if t.gen != p.gen || t.packed != nil || len(t.keys) != p.rows || t.tail() != 0 {
 			continue
 		}
-		t.packed, t.packedOrg, t.packedRows = p.chunks, p.orgs, p.rows
+		t.packed, t.packedOrg, t.packedRows, t.packedSrc = chunks(p), p.orgs, p.rows, res.src
 		t.keys, t.cnts, t.index, t.shared = nil, nil, nil, false
 		t.sorted, t.orgs = 0, nil
 	}

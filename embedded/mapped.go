@@ -1,0 +1,82 @@
+package embedded
+
+import (
+	"io"
+	"os"
+	"runtime"
+	"unsafe"
+)
+
+// mappedFile is a snapshot's bytes as the packed tables read them (see
+// packed.go): the file mapped read-only where the system allows, so that
+// cold rollups live in the page cache, which the kernel can reclaim and
+// which outlives a restart, rather than in the process's own memory; and
+// read into the heap elsewhere.
+//
+// Packed chunks are slices of b. Whatever holds chunks holds their
+// mappedFile too (table.packedSrc, snapTable.src), and the mapping is
+// released only by a cleanup, once nothing does. A checkpoint moves every
+// packed table to the snapshot it has just written, so that the files of
+// older snapshots, once removed, free their space as soon as the queries
+// reading them are done.
+type mappedFile struct {
+	b      []byte
+	mapped bool
+}
+
+// openMapped maps the file f, of size n, whole; where mapping is not
+// available, it reads it into the heap.
+func openMapped(f *os.File, n int64) (*mappedFile, error) {
+	if n > 0 && int64(int(n)) == n {
+		if b, release := mapFile(f, int(n)); b != nil {
+			m := &mappedFile{b: b, mapped: true}
+			runtime.AddCleanup(m, func(release func()) { release() }, release)
+			return m, nil
+		}
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(io.NewSectionReader(f, 0, n), b); err != nil {
+		return nil, err
+	}
+	return &mappedFile{b: b}, nil
+}
+
+// evict tells the system that the process no longer needs the pages of
+// b[lo:hi] it has read: restarting and checkpointing read every packed
+// chunk once. The pages stay in the page cache, and a later read maps them
+// again; so evicting pages that a query is reading is harmless too.
+func (m *mappedFile) evict(lo, hi int) {
+	if m == nil || !m.mapped {
+		return
+	}
+	lo = (lo + pageSize - 1) &^ (pageSize - 1) // whole pages only
+	hi = min(hi, len(m.b))
+	if lo < hi {
+		dropPages(m.b[lo:hi])
+	}
+}
+
+// evictChunks evicts the pages that lie wholly within the bytes the chunks
+// span (a table's chunks, which are consecutive in the file).
+func (m *mappedFile) evictChunks(chunks []packedChunk) {
+	if m == nil || !m.mapped || len(chunks) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.b)))
+	lo, hi := ^uintptr(0), uintptr(0)
+	for _, c := range chunks {
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(c)))
+		if p < base || p+uintptr(len(c)) > base+uintptr(len(m.b)) {
+			return // not this file's
+		}
+		lo, hi = min(lo, p-base), max(hi, p-base+uintptr(len(c)))
+	}
+	m.evict(int(lo), int(hi))
+}
+
+// chunk returns the chunk at b[off:off+n].
+func (m *mappedFile) chunk(off, n int64) packedChunk {
+	return packedChunk(m.b[off : off+n : off+n])
+}
+
+const pageSize = 4096

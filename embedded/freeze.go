@@ -55,12 +55,23 @@ func (s *Store) freezeCold() {
 // Open does once the state is recovered, before any query can run, so that
 // a restarted store starts with every table frozen (the writer freezes the
 // warm ones again as they go cold).
+//
+// It also unpacks the hours of the two newest days that the snapshot held
+// packed: events are still to change them, and they would otherwise keep
+// the snapshot's file, removed at the next checkpoint, mapped. Older hours
+// stay packed; those not in a cold file yet move to one at the next
+// checkpoint (see cold.go).
 func (s *Store) freezeAll() {
 	var todo []*table
+	var newest int64
+	if n := len(s.st.days); n > 0 {
+		newest = s.st.days[n-1].day
+	}
 	for _, p := range s.st.days {
 		p.warm = false
+		warm := p.day >= newest-1
 		p.tables(func(t *table) {
-			if t.tail() > 0 {
+			if t.tail() > 0 || warm && t.packed != nil && t.packedSrc.coldSeg == 0 {
 				todo = append(todo, t)
 			}
 		})
@@ -83,6 +94,10 @@ func freezeTables(todo []*table) {
 		wg.Go(func() {
 			var buf []uint64
 			for t := range work {
+				if t.packed != nil {
+					t.unpack() // which freezes
+					continue
+				}
 				t.install(t.freeze(&buf))
 			}
 		})

@@ -20,8 +20,9 @@ import (
 // older snapshots, once removed, free their space as soon as the queries
 // reading them are done.
 type mappedFile struct {
-	b      []byte
-	mapped bool
+	b       []byte
+	mapped  bool
+	coldSeg uint64 // the number of the cold file it is (see cold.go); 0 for a snapshot
 }
 
 // openMapped maps the file f, of size n, whole; where mapping is not

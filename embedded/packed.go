@@ -25,7 +25,8 @@ import (
 // Queries decode a packed table into scratch they reuse; the writer unpacks
 // a table for good before it changes it (a late event).
 
-// packedChunk is the payload of one 'T' snapshot frame after its hour: uvarint
+// packedChunk is the payload of one 'T' frame (of a cold file, or of a
+// snapshot of the first version) after its hour: uvarint
 // n, then n org, client, user, template and method ids (uvarints, column by
 // column), then n counters (putCnt). Chunks hold at most maxChunk rows.
 type packedChunk []byte
@@ -240,7 +241,7 @@ func (t *table) unpack() {
 		}
 	}
 	t.keys, t.cnts, t.index, t.shared = keys, cnts, nil, false
-	t.packed, t.packedOrg, t.packedRows, t.packedSrc = nil, nil, 0, nil
+	t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = nil, nil, 0, nil, coldRange{}
 	var buf []uint64
 	t.install(t.freeze(&buf))
 }
@@ -273,5 +274,6 @@ type packResult struct {
 	gen    uint64
 	rows   int
 	chunks []chunkAt
-	orgs   []uint32 // each chunk's organization, for a table to pack
+	orgs   []uint32  // each chunk's organization, for a table to pack
+	at     coldRange // where the chunks' frames are
 }

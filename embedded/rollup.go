@@ -95,7 +95,8 @@ type table struct {
 	packed     []packedChunk
 	packedOrg  []uint32
 	packedRows int
-	packedSrc  *mappedFile // the snapshot packed's chunks are slices of
+	packedSrc  *mappedFile // the file packed's chunks are slices of
+	packedAt   coldRange   // where their frames are in it, when a cold file
 	// gen counts changes, so that a checkpoint can tell whether the rows it
 	// packed are still the table's when it hands them back.
 	gen uint64

@@ -27,6 +27,9 @@ import (
 //	'T' varint hour, uvarint n, then n org ids, n client ids, n user ids,
 //	    n template ids, n method ids (uvarints, column by column, which
 //	    varint-packs well), then n counters
+//	'P' uvarint cold file number, varint hour, uvarint lo, uvarint hi: the
+//	    hour's rows are the 'T' frames in bytes [lo, hi) of that cold file
+//	    (see cold.go); since version 2, every packed hour is one
 //	'S' varint day, uvarint n, then the columns of 'T' but the user's: the
 //	    slim daily rollup, stored although it could be derived from the
 //	    hourly one, because rebuilding it was most of the time a restart took
@@ -36,7 +39,7 @@ import (
 // that neither writing nor reading needs one huge buffer.
 const (
 	snapMagic   = "apiusage snapshot"
-	snapVersion = 1
+	snapVersion = 2 // 1 had packed hours as 'T' frames in the snapshot
 	maxChunk    = 1 << 16
 )
 
@@ -64,8 +67,10 @@ type snapshot struct {
 	tables []snapTable
 	slims  []snapTable // hour is the day
 	// packs are where the chunks of packed tables and of tables to pack
-	// were written, filled by write.
+	// were written to the cold file, and refs the cold files the snapshot
+	// refers to: filled by write.
 	packs []packResult
+	refs  map[uint64]bool
 }
 
 type snapKey struct {
@@ -84,7 +89,9 @@ type snapTable struct {
 	cnts   []cnt
 	packed []packedChunk
 	src    *mappedFile // packed's, kept reachable while they are written
-	from   *table      // the packed table, moved to the new snapshot's chunks
+	at     coldRange   // where packed's frames are in src, a cold file
+	from   *table      // the packed table
+	ref    coldRef     // where a packed hour is, set by writeCold
 	pack   *table
 	gen    uint64
 	orgs   []orgRange
@@ -128,7 +135,7 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 			}
 			hour := p.day*24 + int64(h)
 			if t.packed != nil {
-				snap.tables = append(snap.tables, snapTable{hour: hour, packed: t.packed, src: t.packedSrc, from: t})
+				snap.tables = append(snap.tables, snapTable{hour: hour, packed: t.packed, src: t.packedSrc, at: t.packedAt, from: t})
 				continue
 			}
 			n := len(t.keys)
@@ -177,6 +184,14 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
+	if snap.refs, err = snap.writeCold(dir); err != nil {
+		return fmt.Errorf("cold file: %w", err)
+	}
+	defer func() {
+		if err != nil && snap.refs[snap.seg] {
+			os.Remove(filepath.Join(dir, coldName(snap.seg)))
+		}
+	}()
 	path := filepath.Join(dir, snapName(snap.seg))
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -194,8 +209,6 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 	var buf []byte
 	var start int
 	frame := func(kind byte) { buf, start = beginFrame(buf[:0]); buf = append(buf, kind) }
-	// at is where in the file the frame being built starts.
-	at := func() int64 { return cw.n + int64(w.Buffered()) }
 	flush := func() error {
 		buf = endFrame(buf, start)
 		_, err := w.Write(buf)
@@ -265,41 +278,16 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 		}
 	}
 	writeTables := func(kind byte, tables []snapTable) error {
-		// writeChunk writes one chunk in a frame of its own, encoded by
-		// enc, and returns where in the file it is.
-		writeChunk := func(hour int64, enc func([]byte) []byte) (chunkAt, error) {
-			frame(kind)
-			buf = putVarint(buf, hour)
-			pos := len(buf)
-			buf = enc(buf)
-			c := chunkAt{off: at() + int64(pos), n: int64(len(buf) - pos)}
-			return c, flush()
-		}
 		for _, t := range tables {
-			if t.packed != nil {
-				p := packResult{t: t.from, was: t.packed}
-				for _, c := range t.packed {
-					ca, err := writeChunk(t.hour, func(b []byte) []byte { return append(b, c...) })
-					if err != nil {
-						return err
-					}
-					p.chunks = append(p.chunks, ca)
+			if t.ref.seg != 0 {
+				frame(frameRef)
+				buf = putUvarint(buf, t.ref.seg)
+				buf = putVarint(buf, t.hour)
+				buf = putUvarint(buf, uint64(t.ref.lo))
+				buf = putUvarint(buf, uint64(t.ref.hi))
+				if err := flush(); err != nil {
+					return err
 				}
-				// Copied: the process needs these pages no more.
-				t.src.evictChunks(t.packed)
-				snap.packs = append(snap.packs, p)
-				continue
-			}
-			if t.pack != nil {
-				p := packResult{t: t.pack, gen: t.gen, rows: len(t.keys)}
-				for org, r := range orgChunks(t.orgs) {
-					ca, err := writeChunk(t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], true) })
-					if err != nil {
-						return err
-					}
-					p.chunks, p.orgs = append(p.chunks, ca), append(p.orgs, org)
-				}
-				snap.packs = append(snap.packs, p)
 				continue
 			}
 			for i := 0; i < len(t.keys); i += maxChunk {
@@ -364,6 +352,13 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	data := m.b
 	const evictEvery = 64 << 20
 	evicted := 0
+	// The cold files the snapshot refers to, mapped as they come.
+	s.colds = map[uint64]*mappedFile{}
+	defer func() {
+		for _, c := range s.colds {
+			c.evict(0, len(c.b)) // read whole, to be checked
+		}
+	}()
 	var buf []byte
 	seenHeader := false
 	var tl *tableLoader
@@ -385,11 +380,17 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		if !seenHeader && kind != frameHeaderKind {
 			return fmt.Errorf("no snapshot header")
 		}
-		if kind == frameTable || kind == frameSlim {
+		if kind == frameTable || kind == frameSlim || kind == frameRef {
 			if tl == nil {
-				tl = s.startTableLoader(m)
+				tl = s.startTableLoader()
 			}
-			tl.add(d.b, kind == frameSlim)
+			if kind == frameRef {
+				if err := s.loadRef(&d, tl); err != nil {
+					return fmt.Errorf("frame %q: %w", kind, err)
+				}
+			} else {
+				tl.add(d.b, kind == frameSlim, m, coldRange{})
+			}
 			// Frames still being checked may lose pages too: they read
 			// them back.
 			if read := len(m.b) - len(data); read-evicted >= 2*evictEvery {
@@ -407,7 +408,8 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 		}
 		switch kind {
 		case frameHeaderKind:
-			if d.string() != snapMagic || d.uvarint() != snapVersion {
+			magic, v := d.string(), d.uvarint()
+			if magic != snapMagic || v < 1 || v > snapVersion {
 				return fmt.Errorf("not a snapshot of a known version")
 			}
 			d.uvarint() // the segment number, which the file name also has
@@ -478,6 +480,41 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 			return fmt.Errorf("frame %q: %w", kind, d.err)
 		}
 	}
+}
+
+// loadRef loads the hour a 'P' frame refers to: it checks the range is
+// whole frames of the cold file, each a 'T' frame of the hour, and gives
+// them to tl.
+func (s *Store) loadRef(d *decoder, tl *tableLoader) error {
+	seg, hour, lo, hi := d.uvarint(), d.varint(), d.uvarint(), d.uvarint()
+	if d.err != nil || len(d.b) != 0 {
+		return errCorrupt
+	}
+	c := s.colds[seg]
+	if c == nil {
+		var err error
+		if c, err = s.openCold(seg); err != nil {
+			return err
+		}
+		s.colds[seg] = c
+	}
+	if lo >= hi || hi > uint64(len(c.b)) {
+		return fmt.Errorf("%s: range [%d, %d) out of the file", coldName(seg), lo, hi)
+	}
+	data := c.b[lo:hi]
+	for len(data) > 0 {
+		payload, rest, err := nextFrame(data)
+		if err != nil {
+			return fmt.Errorf("%s at %d: %w", coldName(seg), len(c.b)-len(rest), err)
+		}
+		data = rest
+		f := decoder{b: payload}
+		if f.byte() != frameTable || f.varint() != hour || f.err != nil {
+			return fmt.Errorf("%s: a frame of the range is not of the hour", coldName(seg))
+		}
+		tl.add(payload[1:], false, c, coldRange{int64(lo), int64(hi)})
+	}
+	return nil
 }
 
 // tableChunk is the rows of one 'T' or 'S' frame: decoded for the slim
@@ -554,7 +591,7 @@ func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32, scratch *co
 
 // addChunk appends decoded rows to their hour, or to their day's slim
 // rollup, without building an index: most tables are never written again.
-func (s *Store) addChunk(c tableChunk, src *mappedFile) {
+func (s *Store) addChunk(c tableChunk, src *mappedFile, at coldRange) {
 	var t *table
 	if c.slim {
 		t = &s.st.part(c.hour).slim
@@ -573,7 +610,7 @@ func (s *Store) addChunk(c tableChunk, src *mappedFile) {
 			t.packed = append(t.packed, c.packed)
 			t.packedOrg = append(t.packedOrg, c.org)
 			t.packedRows += c.rows
-			t.packedSrc = src
+			t.packedSrc, t.packedAt = src, at
 			return
 		}
 		if c.packed != nil {
@@ -605,22 +642,22 @@ type tableLoader struct {
 	order chan *tableJob
 	done  chan error
 	nstr  [numFields]uint32
-	src   *mappedFile // the snapshot, which packed chunks are slices of
 }
 
 type tableJob struct {
 	payload []byte
 	slim    bool
+	src     *mappedFile // the file payload is a slice of
+	at      coldRange   // where its hour's frames are in src, a cold file
 	out     chan tableChunk
 }
 
-func (s *Store) startTableLoader(src *mappedFile) *tableLoader {
+func (s *Store) startTableLoader() *tableLoader {
 	workers := runtime.GOMAXPROCS(0)
 	l := &tableLoader{
 		jobs:  make(chan *tableJob, 2*workers),
 		order: make(chan *tableJob, 4*workers),
 		done:  make(chan error, 1),
-		src:   src,
 	}
 	for f := range numFields {
 		l.nstr[f] = uint32(len(s.dict.strs[f]))
@@ -641,7 +678,7 @@ func (s *Store) startTableLoader(src *mappedFile) *tableLoader {
 				err = c.err
 			}
 			if err == nil {
-				s.addChunk(c, l.src)
+				s.addChunk(c, j.src, j.at)
 			}
 		}
 		l.done <- err
@@ -650,9 +687,10 @@ func (s *Store) startTableLoader(src *mappedFile) *tableLoader {
 }
 
 // add decodes a table frame's payload (after its kind byte): a slice of
-// the mapped snapshot, which packed chunks keep.
-func (l *tableLoader) add(payload []byte, slim bool) {
-	j := &tableJob{payload: payload, slim: slim, out: make(chan tableChunk, 1)}
+// src, a mapped snapshot or cold file, which packed chunks keep; at is
+// where the hour's frames are in a cold file.
+func (l *tableLoader) add(payload []byte, slim bool, src *mappedFile, at coldRange) {
+	j := &tableJob{payload: payload, slim: slim, src: src, at: at, out: make(chan tableChunk, 1)}
 	l.order <- j
 	l.jobs <- j
 }
@@ -684,9 +722,11 @@ func (s *Store) startCheckpoint() {
 		res := checkpointResult{err: s.writeCheckpoint(snap)}
 		if res.err == nil && len(snap.packs) > 0 {
 			res.packs = snap.packs
-			if res.src, res.err = s.mapSnapshot(snap.seg); res.err != nil {
-				// The snapshot is in place: only packing is lost.
-				s.log.Error("map the new snapshot; no table packed", "err", res.err)
+			if res.src, res.err = s.openCold(snap.seg); res.err != nil {
+				// The snapshot is in place, and the packed tables are
+				// still those it refers to: only packing is lost, until
+				// the next checkpoint.
+				s.log.Error("map the new cold file; no table packed", "err", res.err)
 				res.packs, res.err = nil, nil
 			}
 		}
@@ -708,25 +748,14 @@ func (s *Store) writeCheckpoint(snap *snapshot) error {
 	if err := s.removeCovered(snap.seg); err != nil {
 		return fmt.Errorf("remove old WAL segments: %w", err)
 	}
+	if err := s.removeCold(snap.refs, snap.seg); err != nil {
+		return fmt.Errorf("remove old cold files: %w", err)
+	}
 	return nil
 }
 
-// mapSnapshot maps the snapshot numbered seg (see mappedFile).
-func (s *Store) mapSnapshot(seg uint64) (*mappedFile, error) {
-	f, err := os.Open(filepath.Join(s.dir, snapName(seg)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	return openMapped(f, st.Size())
-}
-
 // checkpointResult is the outcome of a checkpoint: its error, and where it
-// wrote the chunks of packed tables and of tables to pack in its snapshot,
+// wrote the chunks of packed tables and of tables to pack in its cold file,
 // src.
 type checkpointResult struct {
 	err   error
@@ -736,9 +765,9 @@ type checkpointResult struct {
 
 // checkpointDone takes the outcome of a checkpoint. A failed one is logged
 // (the WAL still holds everything) and retried once the WAL has grown by
-// half its bound again. A successful one moves packed tables to the chunks
-// of its snapshot, which lets older snapshot files go, and packs the tables
-// it was asked to, unless they changed since it copied them.
+// half its bound again. A successful one moves the packed tables it copied
+// to its cold file, and packs the tables it was asked to, unless they
+// changed since it copied them.
 func (s *Store) checkpointDone(res checkpointResult) {
 	if s.ckRunning {
 		s.ckRunning = false
@@ -767,14 +796,14 @@ func (s *Store) checkpointDone(res checkpointResult) {
 		if p.was != nil {
 			// Unless a late event unpacked it since.
 			if len(t.packed) == len(p.was) && unsafe.SliceData(t.packed) == unsafe.SliceData(p.was) {
-				t.packed, t.packedSrc = chunks(p), res.src
+				t.packed, t.packedSrc, t.packedAt = chunks(p), res.src, p.at
 			}
 			continue
 		}
 		if t.gen != p.gen || t.packed != nil || len(t.keys) != p.rows || t.tail() != 0 {
 			continue
 		}
-		t.packed, t.packedOrg, t.packedRows, t.packedSrc = chunks(p), p.orgs, p.rows, res.src
+		t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = chunks(p), p.orgs, p.rows, res.src, p.at
 		t.keys, t.cnts, t.index, t.shared = nil, nil, nil, false
 		t.sorted, t.orgs = 0, nil
 	}

@@ -213,8 +213,17 @@ func (s *Store) recover() error {
 		}
 	}
 	// Files a crash left behind after the snapshot that covers them was
-	// written: they hold nothing new.
+	// written: they hold nothing new. Cold files the snapshot does not
+	// refer to are older ones, or a checkpoint's that did not finish.
 	if err := s.removeCovered(base); err != nil {
+		return err
+	}
+	refs := map[uint64]bool{}
+	for seg := range s.colds {
+		refs[seg] = true
+	}
+	s.colds = nil
+	if err := s.removeCold(refs, ^uint64(0)); err != nil {
 		return err
 	}
 	segs = slices.DeleteFunc(segs, func(n uint64) bool { return n < base })

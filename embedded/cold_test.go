@@ -1,0 +1,276 @@
+package embedded
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/apiusage/apiusage"
+	"github.com/apiusage/apiusage/storetest"
+)
+
+// coldFiles returns the sizes of the cold files in dir, by number.
+func coldFiles(tb testing.TB, dir string) map[uint64]int64 {
+	tb.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	files := map[uint64]int64{}
+	for _, e := range entries {
+		if n, ok := parseName(e.Name(), coldPrefix, coldSuffix); ok {
+			info, err := e.Info()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			files[n] = info.Size()
+		}
+	}
+	return files
+}
+
+// coldLive returns the bytes of each cold file that s's packed tables refer
+// to, checking that every packed table's chunks lie within its range of
+// its file.
+func coldLive(tb testing.TB, s *Store) map[uint64]int64 {
+	tb.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	live := map[uint64]int64{}
+	for _, p := range s.st.days {
+		for _, t := range p.hours {
+			if t == nil || t.packed == nil {
+				continue
+			}
+			src := t.packedSrc
+			if src == nil {
+				tb.Fatal("a packed table without its file")
+			}
+			if src.coldSeg == 0 {
+				// Read from a snapshot: it moves to a cold file at the
+				// next checkpoint.
+				continue
+			}
+			lo := uintptr(unsafe.Pointer(unsafe.SliceData(src.b)))
+			for _, c := range t.packed {
+				at := uintptr(unsafe.Pointer(unsafe.SliceData(c))) - lo
+				if at < uintptr(t.packedAt.lo) || at+uintptr(len(c)) > uintptr(t.packedAt.hi) {
+					tb.Fatal("a packed chunk outside its table's range of its cold file")
+				}
+			}
+			live[src.coldSeg] += t.packedAt.hi - t.packedAt.lo
+		}
+	}
+	return live
+}
+
+// TestColdFiles follows packed hours through cold files: checkpoints write
+// what they pack to a cold file and snapshots refer to it, so that they
+// stay small; late events unpack hours, and a cold file mostly unpacked
+// has its live hours moved on and is removed; a restart reads the hours
+// where the snapshot says, and removes the cold files it does not name.
+func TestColdFiles(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(41)
+	var m storetest.Model
+	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
+	s.packRows = 50
+	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	events := daysOfEvents(g, end, 12, 6000)
+	for i := 0; i < len(events); i += 100 {
+		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+100]})
+		time.Sleep(time.Millisecond) // turns for the writer to take checkpoints back
+	}
+	if packed, all := tableCounts(s); packed == 0 {
+		t.Fatalf("no hourly table packed of %d", all)
+	}
+	checkAll(t, s, m.Events(), g)
+	// Late events into most hours of every packed day (hours 0 to 14)
+	// unpack them, in one batch: the cold files that held them are then
+	// mostly dead.
+	var late []apiusage.Event
+	for d := 3; d <= 12; d++ {
+		day := end.Add(-time.Duration(d) * 24 * time.Hour)
+		for h := range 15 {
+			e := g.Events(1)[0]
+			e.Time = day.Add(time.Duration(h)*time.Hour + time.Minute)
+			late = append(late, e)
+		}
+	}
+	storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: late})
+	// Then events in the newest hour, for checkpoints to follow.
+	for range 100 {
+		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: daysOfEvents(g, end, 0, 20)})
+		time.Sleep(time.Millisecond)
+	}
+	checkAll(t, s, m.Events(), g)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A cold file no snapshot names (a checkpoint's that did not finish).
+	stray := filepath.Join(dir, coldName(1<<40))
+	if err := os.WriteFile(stray, []byte("half written"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTest(t, dir, Options{CheckpointBytes: 4 << 10})
+	if packed, cold := coldCounts(s); packed != cold || cold == 0 {
+		t.Errorf("after a restart %d of %d hourly tables of cold days are packed, want all", packed, cold)
+	}
+	checkAll(t, s, m.Events(), g)
+	if _, err := os.Stat(stray); !os.IsNotExist(err) {
+		t.Errorf("a cold file no snapshot names is still there after a restart (%v)", err)
+	}
+	files, live := coldFiles(t, dir), coldLive(t, s)
+	if len(files) == 0 {
+		t.Fatal("no cold file")
+	}
+	for n, size := range files {
+		if live[n] == 0 {
+			t.Errorf("%s: no packed table refers to it, and it is still there", coldName(n))
+		}
+		if 2*live[n] < size-64 { // the header is not live
+			t.Errorf("%s: %d live bytes of %d, want at least half", coldName(n), live[n], size)
+		}
+	}
+	for n := range live {
+		if _, ok := files[n]; !ok {
+			t.Errorf("packed tables refer to %s, which is gone", coldName(n))
+		}
+	}
+	// The snapshot refers to every hour in a cold file, and holds no row
+	// of one.
+	inline, refs := snapshotHours(t, dir)
+	var inCold int
+	s.mu.RLock()
+	for _, p := range s.st.days {
+		for h, tb := range p.hours {
+			if tb == nil || tb.packed == nil || tb.packedSrc.coldSeg == 0 {
+				continue
+			}
+			inCold++
+			hour := p.day*24 + int64(h)
+			if !refs[hour] || inline[hour] {
+				t.Errorf("hour %d is in a cold file: the snapshot refers to it %v, holds its rows %v", hour, refs[hour], inline[hour])
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if inCold == 0 || len(refs) != inCold {
+		t.Errorf("the snapshot refers to %d hours, and %d are in cold files", len(refs), inCold)
+	}
+}
+
+// coldCounts reports how many hourly tables of days before the two newest
+// s holds, and how many of them are packed.
+func coldCounts(s *Store) (packed, cold int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	newest := s.st.days[len(s.st.days)-1].day
+	for _, p := range s.st.days {
+		for _, t := range p.hours {
+			if t == nil || p.day >= newest-1 {
+				continue
+			}
+			cold++
+			if t.packed != nil {
+				packed++
+			}
+		}
+	}
+	return packed, cold
+}
+
+// snapshotHours returns the hours whose rows the newest snapshot in dir
+// holds ('T' frames) and those it refers to a cold file for ('P' frames).
+func snapshotHours(tb testing.TB, dir string) (inline, refs map[int64]bool) {
+	tb.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var newest string
+	for _, e := range entries {
+		if _, ok := parseName(e.Name(), snapPrefix, snapSuffix); ok {
+			newest = e.Name()
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(dir, newest))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	inline, refs = map[int64]bool{}, map[int64]bool{}
+	for len(data) > 0 {
+		var payload []byte
+		if payload, data, err = nextFrame(data); err != nil {
+			tb.Fatal(err)
+		}
+		d := decoder{b: payload}
+		switch d.byte() {
+		case frameTable:
+			inline[d.varint()] = true
+		case frameRef:
+			d.uvarint()
+			refs[d.varint()] = true
+		}
+	}
+	return inline, refs
+}
+
+// TestColdDamage checks that a snapshot whose reference cannot be followed
+// (its cold file gone, or damaged) refuses to open with an error that
+// names the file, rather than open without the hours.
+func TestColdDamage(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(43)
+	var m storetest.Model
+	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
+	s.packRows = 50
+	events := daysOfEvents(g, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), 6, 2000)
+	for i := 0; i < len(events); i += 100 {
+		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+100]})
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := coldFiles(t, dir)
+	if len(files) == 0 {
+		t.Fatal("no cold file")
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(path string, data []byte) error
+	}{
+		{"removed", func(path string, _ []byte) error { return os.Remove(path) }},
+		{"cut short", func(path string, data []byte) error { return os.WriteFile(path, data[:len(data)/2], 0o600) }},
+		{"a byte changed", func(path string, data []byte) error {
+			data[len(data)-3] ^= 0x40
+			return os.WriteFile(path, data, 0o600)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cp := copyDir(t, dir)
+			for n := range files {
+				path := filepath.Join(cp, coldName(n))
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tc.damage(path, data); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := Open(cp, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened a store whose cold files are damaged")
+			}
+			if !strings.Contains(err.Error(), coldPrefix) {
+				t.Errorf("error %q does not name the cold file", err)
+			}
+		})
+	}
+}

@@ -48,4 +48,3 @@ func TestOpenMapped(t *testing.T) {
 		}
 	}
 }
-

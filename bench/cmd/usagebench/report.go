@@ -208,6 +208,10 @@ func (r *report) markdown(m machineInfo) string {
 	} else {
 		p("Only apiusage ran (--baselines=false): nothing was compared, no ratio is given.")
 	}
+	if r.cfg.Baselines && !r.cfg.Postgres {
+		p("")
+		p("PostgreSQL did not run (--postgres=false): its columns are empty. The issue's targets are set against ClickHouse.")
+	}
 	p("")
 	p("## Ingest")
 	p("")

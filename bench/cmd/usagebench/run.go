@@ -40,6 +40,7 @@ type config struct {
 	MaxReps       int
 	Probes        int
 	Baselines     bool
+	Postgres      bool
 	OrgRank       int
 	Keep          bool
 	RestartEvents int64
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.MaxReps, "max-reps", 50, "most timed runs of a query on a system")
 	fs.IntVar(&c.Probes, "probes", 50, "freshness probes")
 	fs.BoolVar(&c.Baselines, "baselines", true, "run the ClickHouse and PostgreSQL baselines (without them no ratio is reported)")
+	fs.BoolVar(&c.Postgres, "postgres", true, "with --baselines, run the PostgreSQL baseline too (the full run's needs about 50 GB of disk: its table, indexes and WAL)")
 	fs.IntVar(&c.OrgRank, "org-rank", 0, "which organization the queries ask about, by size: 0 is the largest")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the run's data directories")
 	fs.Int64Var(&c.RestartEvents, "restart-events", 1_000_000, "events posted again for the kill -9 test")
@@ -425,7 +427,7 @@ func (s *suite) chVersion(ctx context.Context) string {
 }
 
 func (s *suite) loadPostgres(ctx context.Context) error {
-	if !s.cfg.Baselines {
+	if !s.cfg.Baselines || !s.cfg.Postgres {
 		return nil
 	}
 	port, err := postgres.FreePort()

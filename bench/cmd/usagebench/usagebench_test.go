@@ -246,6 +246,14 @@ func TestReportMarkdown(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+	const skipped = "PostgreSQL did not run (--postgres=false)"
+	if strings.Contains(md, skipped) {
+		t.Errorf("report says %q of a run with every baseline", skipped)
+	}
+	r.cfg.Baselines, r.cfg.Postgres = true, false
+	if md := r.markdown(machineInfo{CPUs: 2}); !strings.Contains(md, skipped) {
+		t.Errorf("report of a run without PostgreSQL lacks %q", skipped)
+	}
 }
 
 // chunkReader returns its bytes a few at a time.

@@ -498,6 +498,13 @@ func (s *Store) loadRef(d *decoder, tl *tableLoader) error {
 		}
 		s.colds[seg] = c
 	}
+	// Hours come in time order, and a cold file holds the hours one
+	// checkpoint packed: mostly consecutive. The pages of the file read
+	// before are let go once the hours move on to another (see loadSnapshot).
+	if prev := s.coldPrev; prev != nil && prev != c {
+		prev.evict(0, len(prev.b))
+	}
+	s.coldPrev = c
 	if lo >= hi || hi > uint64(len(c.b)) {
 		return fmt.Errorf("%s: range [%d, %d) out of the file", coldName(seg), lo, hi)
 	}

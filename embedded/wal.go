@@ -222,7 +222,7 @@ func (s *Store) recover() error {
 	for seg := range s.colds {
 		refs[seg] = true
 	}
-	s.colds = nil
+	s.colds, s.coldPrev = nil, nil
 	if err := s.removeCold(refs, ^uint64(0)); err != nil {
 		return err
 	}

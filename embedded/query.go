@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -175,109 +176,85 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		return rows, nil
 	}
 
-	gs := &sc.groups
+	// The days to read, each with its bucket and which table to read: the
+	// slim rollup for whole days when not grouping by user, the hours
+	// within the interval otherwise.
 	var buckets []time.Time
-	var bucketFirst int32 // the first group of the current bucket
-	var index map[key]int32
-	// When the grouped fields' dictionaries are small, every combination of
-	// their ids has a slot in a dense array, found by arithmetic instead of
-	// by hashing a key: slot is the ids in mixed radix, a multiplier per
-	// field (0 when not grouped on). A slot holds its group's index plus
-	// one, valid when it is a group of the current bucket, so that the
-	// array needs no clearing between buckets.
-	// The array is the scratch's: the slots this query sets are zeroed
-	// again before it returns, through its groups when they are few.
-	var dense []int32
+	plan := sc.plan[:0]
+	var planRows int
+	lastDay := floorDiv(end-1, 24)
+	days := s.st.days
+	for i := s.st.find(floorDiv(first, 24)); i < len(days) && days[i].day <= lastDay; i++ {
+		p := days[i]
+		if b := q.Granularity.Truncate(time.Unix(p.day*86400, 0)); len(buckets) == 0 || !b.Equal(buckets[len(buckets)-1]) {
+			buckets = append(buckets, b)
+		}
+		h0 := p.day * 24
+		d := dayPlan{p: p, bucket: int32(len(buckets) - 1), lo: max(first-h0, 0), hi: min(end-h0, 24)}
+		d.slim = !needUser && d.lo == 0 && d.hi == 24
+		d.rows = d.estimate()
+		planRows += d.rows
+		plan = append(plan, d)
+	}
+	sc.plan = plan
+
+	var dense bool
 	var mul key
 	if n := denseSlots(fields, &strs, s.maxDense); n > 0 {
-		dense = sc.denseArray(n)
+		dense = true
 		m := uint32(1)
 		for _, f := range slices.Backward(fields) {
 			*fieldPtr(&mul, f) = m
 			m *= uint32(len(strs[f]))
 		}
-		defer func() {
-			if gs.n > len(dense)/8 {
-				clear(dense)
-				return
-			}
-			for _, c := range gs.chunks {
-				for j := range c {
-					g := &c[j].k
-					dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method] = 0
-				}
-			}
-		}()
-	} else {
-		index = map[key]int32{}
 	}
-	sc.rows.setLimits(&strs)
-	var scanErr error
-	scan := func(t *table) {
-		b := int32(len(buckets) - 1)
-		err := t.read(&scope, &sc.spans, &sc.rows, func(keys []key, cnts []cnt) {
-			for i := range keys {
-				k := &keys[i]
-				if !flt.match(k) {
-					continue
-				}
-				g := key{org: k.org & mask.org, client: k.client & mask.client, user: k.user & mask.user,
-					tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
-				var j int32
-				if dense != nil {
-					slot := &dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method]
-					if j = *slot - 1; j < bucketFirst {
-						j = gs.add(group{bucket: b, k: g})
-						*slot = j + 1
-					}
-				} else {
-					var ok bool
-					if j, ok = index[g]; !ok {
-						j = gs.add(group{bucket: b, k: g})
-						index[g] = j
-					}
-				}
-				cnts[i].addTo(&gs.at(j).c)
+	newAgg := func(sc *scratch) *aggregator {
+		a := &aggregator{ctx: ctx, sc: sc, gs: &sc.groups, flt: &flt, scope: &scope, mask: mask, mul: mul}
+		if dense {
+			a.dense = sc.denseArray(denseSlots(fields, &strs, s.maxDense))
+		} else {
+			a.index = map[key]int32{}
+		}
+		sc.rows.setLimits(&strs)
+		return a
+	}
+	agg := newAgg(sc)
+	defer agg.clearDense()
+	// A large read is split in two at a bucket boundary, each half summed
+	// on a core of its own into groups of its own buckets, which are then
+	// put together: no group is in both.
+	split := 0
+	if planRows >= s.parRows && runtime.GOMAXPROCS(0) > 1 {
+		half, sum := planRows/2, 0
+		for i, d := range plan {
+			if i > 0 && d.bucket != plan[i-1].bucket && sum >= half {
+				split = i
+				break
 			}
-		})
-		if err != nil && scanErr == nil {
-			scanErr = err
+			sum += d.rows
 		}
 	}
-
-	lastDay := floorDiv(end-1, 24)
-	days := s.st.days
-	for i := s.st.find(floorDiv(first, 24)); i < len(days) && days[i].day <= lastDay; i++ {
-		if err := ctx.Err(); err != nil {
+	if split > 0 {
+		sc2 := s.getScratch()
+		agg2 := newAgg(sc2)
+		done := make(chan error, 1)
+		go func() { done <- agg2.run(plan[split:]) }()
+		err := agg.run(plan[:split])
+		if err2 := <-done; err == nil {
+			err = err2
+		}
+		if err == nil {
+			agg.take(agg2)
+		}
+		agg2.clearDense()
+		s.putScratch(sc2)
+		if err != nil {
 			return nil, err
 		}
-		p := days[i]
-		if b := q.Granularity.Truncate(time.Unix(p.day*86400, 0)); len(buckets) == 0 || !b.Equal(buckets[len(buckets)-1]) {
-			buckets = append(buckets, b)
-			clear(index) // groups of earlier buckets are complete
-			bucketFirst = int32(gs.n)
-		}
-		h0 := p.day * 24
-		if !needUser && first <= h0 && h0+24 <= end {
-			scan(&p.slim)
-			continue
-		}
-		for h := max(first-h0, 0); h < min(end-h0, 24); h++ {
-			if t := p.hours[h]; t != nil {
-				if err := ctx.Err(); err != nil {
-					return nil, err
-				}
-				scan(t)
-			}
-		}
-	}
-	index = nil
-	if scanErr != nil {
-		return nil, scanErr
-	}
-	if err := ctx.Err(); err != nil {
+	} else if err := agg.run(plan); err != nil {
 		return nil, err
 	}
+	gs := agg.gs
 	order := orderGroups(gs, fields, &strs, 64, sc, &s.order)
 
 	nameOf := s.clientNames(mask.client != 0, len(order), &strs)

@@ -161,16 +161,20 @@ func TestQueryDaysOverflow(t *testing.T) {
 }
 
 // TestQueryGroups holds the hashing path to the oracle on random queries,
-// with groups found in a dense array and in a map.
+// with groups found in a dense array and in a map, the days read on one
+// core and (parRows 0) split in two.
 func TestQueryGroups(t *testing.T) {
 	s := openTest(t, "", Options{})
 	g := storetest.NewGen(8)
 	m := &storetest.Model{}
 	storetest.RandomBatches(t, s, m, g, 40, 200)
-	for _, maxDense := range []int{maxDenseSlots, 0} {
-		s.maxDense = maxDense
-		for range 300 {
-			storetest.CheckQuery(t, s, m.Events(), g.Query())
+	for _, par := range []int{parRows, 0} {
+		s.parRows = par
+		for _, maxDense := range []int{maxDenseSlots, 0} {
+			s.maxDense = maxDense
+			for range 300 {
+				storetest.CheckQuery(t, s, m.Events(), g.Query())
+			}
 		}
 	}
 }

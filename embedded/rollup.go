@@ -136,6 +136,9 @@ func (t *table) add(k key, d cnt) {
 	t.cnts = append(t.cnts, d)
 }
 
+// rows returns how many rows t holds, packed or not.
+func (t *table) rows() int { return len(t.keys) + t.packedRows }
+
 // tail is how many rows were added after the sorted ones.
 func (t *table) tail() int { return len(t.keys) - int(t.sorted) }
 

@@ -27,6 +27,7 @@ type scratch struct {
 	ords     []uint64
 	idx      []int32
 	rows     rowScratch // packed tables decoded
+	plan     []dayPlan
 }
 
 // maxKeptChunks bounds the group chunks a scratch keeps between queries
@@ -64,6 +65,8 @@ func (s *Store) putScratch(sc *scratch) {
 		g.chunks = g.chunks[:maxKeptChunks]
 	}
 	g.n = 0
+	clear(sc.plan) // which points at days
+	sc.plan = sc.plan[:0]
 	if cap(sc.day)*int(sizeofDayEntry) > maxKeptBytes {
 		sc.day = nil
 	}

@@ -107,8 +107,9 @@ type Store struct {
 	// of the other paths.
 	packBits int
 	maxDense int
-	// packRows is packRows but in tests.
+	// packRows is packRows but in tests, and parRows parRows.
 	packRows int
+	parRows  int
 	// rowPool holds one result's rows for reuse (see rowpool.go).
 	rowPool chan []apiusage.Row
 
@@ -167,6 +168,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		packBits: 64,
 		maxDense: maxDenseSlots,
 		packRows: packRows,
+		parRows:  parRows,
 		rowPool:  make(chan []apiusage.Row, 1),
 		scratch:  make(chan *scratch, scratches),
 	}

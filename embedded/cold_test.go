@@ -76,14 +76,8 @@ func TestColdFiles(t *testing.T) {
 	dir := t.TempDir()
 	g := storetest.NewGen(41)
 	var m storetest.Model
-	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
-	s.packRows = 50
 	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	events := daysOfEvents(g, end, 12, 6000)
-	for i := 0; i < len(events); i += 100 {
-		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+100]})
-		time.Sleep(time.Millisecond) // turns for the writer to take checkpoints back
-	}
+	s := packingStore(t, dir, g, &m, end, 12, 6000, 50)
 	if packed, all := tableCounts(s); packed == 0 {
 		t.Fatalf("no hourly table packed of %d", all)
 	}
@@ -225,14 +219,8 @@ func snapshotHours(tb testing.TB, dir string) (inline, refs map[int64]bool) {
 // names the file, rather than open without the hours.
 func TestColdDamage(t *testing.T) {
 	dir := t.TempDir()
-	g := storetest.NewGen(43)
 	var m storetest.Model
-	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
-	s.packRows = 50
-	events := daysOfEvents(g, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), 6, 2000)
-	for i := 0; i < len(events); i += 100 {
-		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+100]})
-	}
+	s := packingStore(t, dir, storetest.NewGen(43), &m, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), 6, 2000, 50)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

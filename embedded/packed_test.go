@@ -44,6 +44,24 @@ func daysOfEvents(g *storetest.Gen, end time.Time, days, n int) []apiusage.Event
 	return events
 }
 
+// packingStore opens a store in dir that checkpoints often, packing
+// (with packRows, unless 0) soon, and appends n events of g, spread over
+// days days ending at end, 100 a batch, with turns between batches for the
+// writer to take checkpoints back.
+func packingStore(t *testing.T, dir string, g *storetest.Gen, m *storetest.Model, end time.Time, days, n, packRows int) *Store {
+	t.Helper()
+	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
+	if packRows > 0 {
+		s.packRows = packRows
+	}
+	events := daysOfEvents(g, end, days, n)
+	for i := 0; i < len(events); i += 100 {
+		storetest.AppendBatch(t, s, m, apiusage.Batch{Events: events[i : i+100]})
+		time.Sleep(100 * time.Microsecond)
+	}
+	return s
+}
+
 // TestPackedTables follows hourly tables through packing: checkpoints pack
 // the cold ones, which answer exactly as before; late events unpack them;
 // a restart keeps them packed as the snapshot holds them.
@@ -51,12 +69,8 @@ func TestPackedTables(t *testing.T) {
 	dir := t.TempDir()
 	g := storetest.NewGen(21)
 	var m storetest.Model
-	s := openTest(t, dir, Options{CheckpointBytes: 4 << 10})
 	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	events := daysOfEvents(g, end, 12, 6000)
-	for i := 0; i < len(events); i += 100 {
-		storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: events[i : i+100]})
-	}
+	s := packingStore(t, dir, g, &m, end, 12, 6000, 0)
 	// Packing follows a checkpoint the writer has taken back; a few more
 	// small batches in the newest hour give it the turns to.
 	for range 200 {

@@ -68,7 +68,7 @@ func (c *cnt) add(d cnt) {
 // counters (compact, scanned sequentially by queries) and an index from key
 // to row used only to update it. The index is built lazily on the first
 // update, so that tables loaded from a snapshot that are never written again
-// (nearly all of them: most events are recent) cost no map.
+// (nearly all of them: most events are recent) cost no index.
 //
 // A table no longer written is frozen (see freeze): its rows sorted by
 // organization and client into exact-size slices, with a directory of each
@@ -80,7 +80,7 @@ func (c *cnt) add(d cnt) {
 type table struct {
 	keys  []key
 	cnts  []cnt
-	index map[key]int32
+	index rowIndex
 	// shared is set while a snapshot may be reading cnts: the writer then
 	// copies them before its first change (keys are only ever appended to,
 	// which leaves the snapshot's prefix alone).
@@ -121,19 +121,19 @@ func (t *table) add(k key, d cnt) {
 		t.cnts = slices.Clone(t.cnts)
 		t.shared = false
 	}
-	if t.index == nil {
-		t.index = make(map[key]int32, len(t.keys))
-		for i, k := range t.keys {
-			t.index[k] = int32(i)
-		}
+	if len(t.index) < 2*(len(t.keys)+1) {
+		// Missing (a table loaded or frozen, or new) or over half full:
+		// built anew from the keys, each key's last row.
+		t.index = buildIndex(t.keys, len(t.keys)+1)
 	}
-	if i, ok := t.index[k]; ok && t.cnts[i].fits(d) {
+	s := t.index.slot(t.keys, &k)
+	if i := *s - 1; i >= 0 && t.cnts[i].fits(d) {
 		t.cnts[i].add(d)
 		return
 	}
-	t.index[k] = int32(len(t.keys))
 	t.keys = append(t.keys, k)
 	t.cnts = append(t.cnts, d)
+	*s = int32(len(t.keys))
 }
 
 // rows returns how many rows t holds, packed or not.

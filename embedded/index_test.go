@@ -125,3 +125,55 @@ func TestRowIndexCollisions(t *testing.T) {
 		t.Fatalf("a key not in the index found a row")
 	}
 }
+
+// TestPresize checks which new tables are sized ahead: an hour of the
+// newest day from the hour before or the same hour the day before, the
+// newest day's slim rollup from the day before's, and nothing of an older
+// day, which only late events write.
+func TestPresize(t *testing.T) {
+	st := newState()
+	// fill writes rows rows to hour and returns the room its table and its
+	// day's slim table had after the first.
+	fill := func(hour int64, rows int) (hourCap, slimCap int) {
+		for i := range rows {
+			st.apply(delta{hour: hour, k: key{org: 1, client: uint32(i), user: 1}, c: cnt{total: 1}})
+			if i == 0 {
+				p := st.days[st.find(floorDiv(hour, 24))]
+				hourCap, slimCap = cap(p.hours[hour%24].keys), cap(p.slim.keys)
+			}
+		}
+		return hourCap, slimCap
+	}
+	room := func(n int) int { return n + n/8 }
+	for _, tc := range []struct {
+		name     string
+		hour     int64
+		rows     int
+		wantHour int // 0: no room ahead
+		wantDay  int // the new day's slim table; 0: not checked
+	}{
+		{"first hour", 0, 1000, 0, 0},
+		{"small hour before", 1, 300, room(1000), 0},
+		{"new day", 24 + 1, 2000, room(300), room(1000)},
+		{"hour before", 24 + 2, 10, room(2000), 0},
+		{"nothing before", 24 + 23, 10, 0, 0},
+		{"too few before", 48 + 0, 10, 0, room(2000)},
+		{"same hour the day before", 48 + 1, 10, room(2000), 0},
+		{"older day", 3, 500, 0, 0},
+	} {
+		hourCap, slimCap := fill(tc.hour, tc.rows)
+		if tc.wantHour == 0 && hourCap > 1 || tc.wantHour > 0 && hourCap != tc.wantHour {
+			t.Errorf("%s: hour's table had room for %d rows, want %d", tc.name, hourCap, tc.wantHour)
+		}
+		if tc.wantDay > 0 && slimCap != tc.wantDay {
+			t.Errorf("%s: day's table had room for %d rows, want %d", tc.name, slimCap, tc.wantDay)
+		}
+	}
+	for _, p := range st.days {
+		p.tables(func(tb *table) {
+			if 2*len(tb.keys) > len(tb.index) {
+				t.Errorf("day %d: index of %d slots for %d rows", p.day, len(tb.index), len(tb.keys))
+			}
+		})
+	}
+}

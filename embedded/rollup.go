@@ -141,10 +141,10 @@ func (t *table) rows() int { return len(t.keys) + t.packedRows }
 
 // presizeMin is the fewest rows presize makes room for: below it, growing
 // by doubling costs next to nothing.
-const presizeMin = 1024
+const presizeMin = 256
 
-// presize gives an empty table room for a quarter more rows than like, the
-// row count of the table before it (the hour or day before), and an index
+// presize gives an empty table room for an eighth more rows than like, the
+// row count of a table like it (see state.hourRows, state.addDay), and an index
 // that holds them at most half full. A table growing by doubling copies its
 // rows into fresh memory again and again, and rebuilds its index each time:
 // on a VM, where the first touch of a page costs more than the copy, that
@@ -155,7 +155,7 @@ func (t *table) presize(like int) {
 	if like < presizeMin || t.keys != nil || t.packed != nil {
 		return
 	}
-	n := like + like/4
+	n := like + like/8
 	t.keys, t.cnts = make([]key, 0, n), make([]cnt, 0, n)
 	t.index = make(rowIndex, indexSlots(n))
 }
@@ -456,9 +456,7 @@ func (st *state) addHour(d delta) {
 	t := p.hours[h]
 	if t == nil {
 		t = new(table)
-		if prev := st.hourBefore(p, h); prev != nil {
-			t.presize(prev.rows())
-		}
+		t.presize(st.hourRows(p, h))
 		p.hours[h] = t
 	}
 	t.add(d.k, d.c)
@@ -488,24 +486,30 @@ func (st *state) addDay(d delta) {
 	}
 }
 
-// hourBefore returns the table of the hour before hour h of p when it is
-// still being written and p is the newest day: what a new hour's table is
-// sized from. Live traffic writes the newest hours; an hour of an older day
-// written late gets no room it may never use.
-func (st *state) hourBefore(p *dayPart, h int64) *table {
-	if p != st.days[len(st.days)-1] {
-		return nil
+// hourRows returns how many rows a new table of hour h of p is sized for:
+// as many as the hour before had, or the same hour the day before if more
+// (traffic follows the time of day), when p is the newest day. Live traffic
+// writes the newest hours; an hour of an older day written late gets no
+// room it may never use.
+func (st *state) hourRows(p *dayPart, h int64) int {
+	n := len(st.days)
+	if p != st.days[n-1] {
+		return 0
 	}
-	var prev *table
-	if h > 0 {
-		prev = p.hours[h-1]
-	} else if i := len(st.days) - 2; i >= 0 && st.days[i].day == p.day-1 {
-		prev = st.days[i].hours[23]
+	var yesterday *dayPart
+	if n > 1 && st.days[n-2].day == p.day-1 {
+		yesterday = st.days[n-2]
 	}
-	if prev == nil || prev.sorted > 0 || prev.packed != nil {
-		return nil
+	rows := 0
+	if h > 0 && p.hours[h-1] != nil {
+		rows = p.hours[h-1].rows()
+	} else if h == 0 && yesterday != nil && yesterday.hours[23] != nil {
+		rows = yesterday.hours[23].rows()
 	}
-	return prev
+	if yesterday != nil && yesterday.hours[h] != nil {
+		rows = max(rows, yesterday.hours[h].rows())
+	}
+	return rows
 }
 
 func (st *state) warmUp(p *dayPart) {

@@ -68,7 +68,7 @@ func (c *cnt) add(d cnt) {
 // counters (compact, scanned sequentially by queries) and an index from key
 // to row used only to update it. The index is built lazily on the first
 // update, so that tables loaded from a snapshot that are never written again
-// (nearly all of them: most events are recent) cost no map.
+// (nearly all of them: most events are recent) cost no index.
 //
 // A table no longer written is frozen (see freeze): its rows sorted by
 // organization and client into exact-size slices, with a directory of each
@@ -80,7 +80,7 @@ func (c *cnt) add(d cnt) {
 type table struct {
 	keys  []key
 	cnts  []cnt
-	index map[key]int32
+	index rowIndex
 	// shared is set while a snapshot may be reading cnts: the writer then
 	// copies them before its first change (keys are only ever appended to,
 	// which leaves the snapshot's prefix alone).
@@ -121,23 +121,44 @@ func (t *table) add(k key, d cnt) {
 		t.cnts = slices.Clone(t.cnts)
 		t.shared = false
 	}
-	if t.index == nil {
-		t.index = make(map[key]int32, len(t.keys))
-		for i, k := range t.keys {
-			t.index[k] = int32(i)
-		}
+	if len(t.index) < 2*(len(t.keys)+1) {
+		// Missing (a table loaded or frozen, or new) or over half full:
+		// built anew from the keys, each key's last row.
+		t.index = buildIndex(t.keys, len(t.keys)+1)
 	}
-	if i, ok := t.index[k]; ok && t.cnts[i].fits(d) {
+	s := t.index.slot(t.keys, &k)
+	if i := *s - 1; i >= 0 && t.cnts[i].fits(d) {
 		t.cnts[i].add(d)
 		return
 	}
-	t.index[k] = int32(len(t.keys))
 	t.keys = append(t.keys, k)
 	t.cnts = append(t.cnts, d)
+	*s = int32(len(t.keys))
 }
 
 // rows returns how many rows t holds, packed or not.
 func (t *table) rows() int { return len(t.keys) + t.packedRows }
+
+// presizeMin is the fewest rows presize makes room for: below it, growing
+// by doubling costs next to nothing.
+const presizeMin = 256
+
+// presize gives an empty table room for an eighth more rows than like, the
+// row count of a table like it (see state.hourRows, state.addDay), and an index
+// that holds them at most half full. A table growing by doubling copies its
+// rows into fresh memory again and again, and rebuilds its index each time:
+// on a VM, where the first touch of a page costs more than the copy, that
+// was most of the single writer's time. Room not used costs little: freezing
+// copies the rows into exact-size slices, and pages never touched are never
+// faulted in.
+func (t *table) presize(like int) {
+	if like < presizeMin || t.keys != nil || t.packed != nil {
+		return
+	}
+	n := like + like/8
+	t.keys, t.cnts = make([]key, 0, n), make([]cnt, 0, n)
+	t.index = make(rowIndex, indexSlots(n))
+}
 
 // tail is how many rows were added after the sorted ones.
 func (t *table) tail() int { return len(t.keys) - int(t.sorted) }
@@ -435,6 +456,7 @@ func (st *state) addHour(d delta) {
 	t := p.hours[h]
 	if t == nil {
 		t = new(table)
+		t.presize(st.hourRows(p, h))
 		p.hours[h] = t
 	}
 	t.add(d.k, d.c)
@@ -449,6 +471,11 @@ func (st *state) addHour(d delta) {
 // them.
 func (st *state) addDay(d delta) {
 	p := st.part(d.hour)
+	if p.slim.keys == nil && p.slim.packed == nil && p == st.days[len(st.days)-1] {
+		if i := len(st.days) - 2; i >= 0 && st.days[i].day == p.day-1 {
+			p.slim.presize(st.days[i].slim.rows())
+		}
+	}
 	n := len(p.slim.keys)
 	p.slim.add(d.k, d.c)
 	if len(p.slim.keys) > n {
@@ -457,6 +484,32 @@ func (st *state) addDay(d delta) {
 	if !p.warm && p.slim.tail() > 0 {
 		st.warmUp(p)
 	}
+}
+
+// hourRows returns how many rows a new table of hour h of p is sized for:
+// as many as the hour before had, or the same hour the day before if more
+// (traffic follows the time of day), when p is the newest day. Live traffic
+// writes the newest hours; an hour of an older day written late gets no
+// room it may never use.
+func (st *state) hourRows(p *dayPart, h int64) int {
+	n := len(st.days)
+	if p != st.days[n-1] {
+		return 0
+	}
+	var yesterday *dayPart
+	if n > 1 && st.days[n-2].day == p.day-1 {
+		yesterday = st.days[n-2]
+	}
+	rows := 0
+	if h > 0 && p.hours[h-1] != nil {
+		rows = p.hours[h-1].rows()
+	} else if h == 0 && yesterday != nil && yesterday.hours[23] != nil {
+		rows = yesterday.hours[23].rows()
+	}
+	if yesterday != nil && yesterday.hours[h] != nil {
+		rows = max(rows, yesterday.hours[h].rows())
+	}
+	return rows
 }
 
 func (st *state) warmUp(p *dayPart) {

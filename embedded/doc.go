@@ -34,13 +34,12 @@
 // rollup again. Open freezes every rollup it recovers.
 //
 // Frozen hourly rollups are then packed (packed.go) once a checkpoint has
-// written them: kept in the snapshot's own column encoding (about 8 bytes a
-// row instead of 44), one organization a chunk, which queries of that
-// organization decode into scratch and restarts keep as they read them. A
-// late event into a packed rollup unpacks it. Packed chunks are slices of
-// the newest snapshot file, mapped read-only (mapped.go): they are the
-// page cache's memory, not the process's, and each checkpoint moves them
-// to the snapshot it wrote.
+// written them to its cold file (cold.go): kept in the column encoding of
+// the files (about 8 bytes a row instead of 44), one organization a chunk,
+// which queries of that organization decode into scratch and restarts keep
+// as they read them. A late event into a packed rollup unpacks it. Packed
+// chunks are slices of the cold file, mapped read-only (mapped.go): they
+// are the page cache's memory, not the process's.
 //
 // Queries take their working memory (dense group arrays, groups, sort
 // keys, decoded chunks) from a few scratches the store keeps, rather than
@@ -67,23 +66,28 @@
 // # On disk
 //
 // The data directory holds a LOCK file (flock: one process at a time),
-// WAL segments wal-NNNNNNNNNNNNNNNNNNNN.log and at most one snapshot
-// snap-NNNNNNNNNNNNNNNNNNNN.bin (two, briefly, while a checkpoint finishes).
+// WAL segments wal-NNNNNNNNNNNNNNNNNNNN.log, at most one snapshot
+// snap-NNNNNNNNNNNNNNNNNNNN.bin (two, briefly, while a checkpoint finishes)
+// and the cold files cold-NNNNNNNNNNNNNNNNNNNN.bin it refers to.
 // Both are sequences of frames: u32 length, u32 CRC-32C, payload. A WAL
 // record holds one group commit: the dictionary strings added since the
 // previous record, then for each batch its idempotency key and receipt, the
 // event ids it made remembered, the client names it gave and its rollup
 // deltas, all varint-encoded (see wal.go). The snapshot numbered N holds the
 // state of every segment numbered below N: the dictionary, client names,
-// remembered keys and ids, and the full hourly and slim daily rollups column
-// by column (see snapshot.go); frozen rollups are written in their sorted
-// order, so that loading them needs no sort.
+// remembered keys and ids, the slim daily rollups and the hourly rollups of
+// the two newest days column by column (see snapshot.go), and for every
+// older hour where its rows are in a cold file: a checkpoint writes only
+// the hours it packs, to a cold file of its own, so that its cost follows
+// the warm state, not everything recorded. Frozen rollups are written in
+// their sorted order, so that loading them needs no sort.
 //
 // When the WAL passes Options.CheckpointBytes, or a new day leaves many cold
 // rows to pack, the writer starts segment N,
-// takes a copy-on-write view of the state and writes snapshot N in the
-// background (temporary file, fsync, rename, directory fsync), then deletes
-// the older segments and snapshot. Close writes a final snapshot.
+// takes a copy-on-write view of the state and writes cold file N (fsync)
+// and snapshot N in the background (temporary file, fsync, rename,
+// directory fsync), then deletes the older segments and snapshot and the
+// cold files snapshot N does not refer to. Close writes a final snapshot.
 //
 // Open loads the snapshot, decoding its rollups on every core, and replays
 // the segments after it. A record that is cut short or fails its CRC at the

@@ -7,18 +7,19 @@ import (
 	"unsafe"
 )
 
-// mappedFile is a snapshot's bytes as the packed tables read them (see
-// packed.go): the file mapped read-only where the system allows, so that
+// mappedFile is a cold file's bytes (or a snapshot's, while it is being
+// loaded and for cold hours a snapshot held until the next checkpoint
+// moves them to a cold file) as the packed tables read them (see packed.go
+// and cold.go): the file mapped read-only where the system allows, so that
 // cold rollups live in the page cache, which the kernel can reclaim and
 // which outlives a restart, rather than in the process's own memory; and
 // read into the heap elsewhere.
 //
 // Packed chunks are slices of b. Whatever holds chunks holds their
 // mappedFile too (table.packedSrc, snapTable.src), and the mapping is
-// released only by a cleanup, once nothing does. A checkpoint moves every
-// packed table to the snapshot it has just written, so that the files of
-// older snapshots, once removed, free their space as soon as the queries
-// reading them are done.
+// released only by a cleanup, once nothing does: a file removed while
+// mapped (a cold file no snapshot refers to any more) frees its space once
+// the queries reading it are done.
 type mappedFile struct {
 	b       []byte
 	mapped  bool

@@ -12,15 +12,15 @@ import (
 // Most hourly rollup rows are cold: their hour is past and no event will
 // change them. Held as keys and counters they take 44 bytes a row (and the
 // hourly rollups, one row per user and hour, are nearly one row per event);
-// held as a snapshot writes them, ids column by column as uvarints and
+// held as a checkpoint writes them, ids column by column as uvarints and
 // counters with a mask, they take about 8. So the hourly tables of days
-// before the two newest are kept packed once a checkpoint has written them:
-// the checkpoint tells where it wrote them, and the writer swaps slices of
-// the snapshot file, mapped (see mappedFile), in for the rows if the table
-// has not changed since. A snapshot then writes a packed table's chunks as
-// they are, and a restart keeps them as it reads them, without decoding:
-// both cost what the disk does, not what the rows do. Packed rows take no
-// memory of the process's own: they are the page cache's.
+// before the two newest are kept packed once a checkpoint has written them
+// to its cold file (see cold.go): the checkpoint tells where it wrote
+// them, and the writer swaps slices of the cold file, mapped (see
+// mappedFile), in for the rows if the table has not changed since. Later
+// snapshots only refer to the chunks, and a restart keeps them as it reads
+// them, without decoding. Packed rows take no memory of the process's
+// own: they are the page cache's.
 //
 // Queries decode a packed table into scratch they reuse; the writer unpacks
 // a table for good before it changes it (a late event).
@@ -261,7 +261,7 @@ func orgChunks(orgs []orgRange) iter.Seq2[uint32, span] {
 	}
 }
 
-// chunkAt is where a checkpoint wrote a chunk in its snapshot file.
+// chunkAt is where a checkpoint wrote a chunk in its cold file.
 type chunkAt struct{ off, n int64 }
 
 // packResult is where a checkpoint wrote the chunks of a table: of a table

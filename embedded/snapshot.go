@@ -184,15 +184,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
+	path := filepath.Join(dir, snapName(snap.seg))
 	if snap.refs, err = snap.writeCold(dir); err != nil {
 		return fmt.Errorf("cold file: %w", err)
 	}
 	defer func() {
-		if err != nil && snap.refs[snap.seg] {
+		// The cold file goes with a snapshot that failed, unless the
+		// snapshot was renamed into place (only the directory's fsync
+		// failed): then it may be the one the next Open loads.
+		if _, statErr := os.Stat(path); err != nil && snap.refs[snap.seg] && os.IsNotExist(statErr) {
 			os.Remove(filepath.Join(dir, coldName(snap.seg)))
 		}
 	}()
-	path := filepath.Join(dir, snapName(snap.seg))
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -56,7 +56,7 @@ type coldRef struct {
 func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 	live := map[*mappedFile]int64{}
 	for _, t := range snap.tables {
-		if t.packed != nil && t.src.coldSeg != 0 {
+		if t.packed != nil && t.src != nil && t.src.coldSeg != 0 {
 			live[t.src] += t.at.hi - t.at.lo
 		}
 	}
@@ -72,7 +72,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		if t.packed == nil && t.pack == nil {
 			continue
 		}
-		if t.packed != nil && t.src.coldSeg != 0 && 2*live[t.src] >= int64(len(t.src.b)) {
+		if t.packed != nil && t.src != nil && t.src.coldSeg != 0 && 2*live[t.src] >= int64(len(t.src.b)) {
 			t.ref = coldRef{seg: t.src.coldSeg, coldRange: t.at}
 			refs[t.ref.seg] = true
 			continue

@@ -293,6 +293,10 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 				}
 				continue
 			}
+			if t.packed != nil {
+				// writeCold gives every packed hour its cold file.
+				return fmt.Errorf("hour %d: packed rows without a cold file", t.hour)
+			}
 			for i := 0; i < len(t.keys); i += maxChunk {
 				end := min(i+maxChunk, len(t.keys))
 				frame(kind)

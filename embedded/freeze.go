@@ -20,11 +20,11 @@ func (s *Store) freezeCold() {
 	if len(st.warm) == 0 {
 		return
 	}
-	newest := st.days[len(st.days)-1].day
+	warm := st.warmFrom()
 	var todo []*table
 	keep := st.warm[:0]
 	for _, p := range st.warm {
-		if p.day >= newest-1 {
+		if p.day >= warm {
 			keep = append(keep, p)
 			continue
 		}
@@ -63,13 +63,10 @@ func (s *Store) freezeCold() {
 // checkpoint (see cold.go).
 func (s *Store) freezeAll() {
 	var todo []*table
-	var newest int64
-	if n := len(s.st.days); n > 0 {
-		newest = s.st.days[n-1].day
-	}
+	warmFrom := s.st.warmFrom()
 	for _, p := range s.st.days {
 		p.warm = false
-		warm := p.day >= newest-1
+		warm := p.day >= warmFrom
 		p.tables(func(t *table) {
 			if t.tail() > 0 || warm && t.packed != nil && t.packedSrc.coldSeg == 0 {
 				todo = append(todo, t)

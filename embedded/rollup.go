@@ -418,16 +418,23 @@ func (st *state) part(day int64) *dayPart {
 	return p
 }
 
-// coldUnpacked returns the rows of hourly tables of days before the two
-// newest that are not packed yet: what the next checkpoints would pack.
+// warmFrom is the first day still warm: the day before the newest day
+// written. Days before it are cold: the writer freezes them (freeze.go) and
+// checkpoints pack their hours (packed.go).
+func (st *state) warmFrom() int64 {
+	if len(st.days) == 0 {
+		return math.MinInt64
+	}
+	return st.days[len(st.days)-1].day - 1
+}
+
+// coldUnpacked returns the rows of hourly tables of cold days that are not
+// packed yet: what the next checkpoints would pack.
 func (st *state) coldUnpacked() int {
 	n := 0
-	if len(st.days) == 0 {
-		return 0
-	}
-	newest := st.days[len(st.days)-1].day
+	warm := st.warmFrom()
 	for _, p := range st.days {
-		if p.day >= newest-1 {
+		if p.day >= warm {
 			break
 		}
 		for _, t := range p.hours {

@@ -123,12 +123,9 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 			snap.ids = append(snap.ids, it)
 		}
 	}
-	var newest int64
-	if n := len(s.st.days); n > 0 {
-		newest = s.st.days[n-1].day
-	}
+	warm := s.st.warmFrom()
 	for _, p := range s.st.days {
-		cold := p.day < newest-1
+		cold := p.day < warm
 		for h, t := range p.hours {
 			if t == nil {
 				continue

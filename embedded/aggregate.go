@@ -1,6 +1,9 @@
 package embedded
 
-import "context"
+import (
+	"context"
+	"runtime"
+)
 
 // dayPlan is one day a query reads: its bucket, the hours [lo, hi) of it
 // within the interval, whether the slim rollup answers for them (the whole
@@ -54,6 +57,41 @@ type aggregator struct {
 	started     bool
 }
 
+// sumDays sums the days of plan, rows rows about, with agg. A large read is
+// split in two at a bucket boundary, each half summed on a core of its own
+// (the second by an aggregator newAgg makes of another scratch) into
+// groups of its own buckets, which agg then takes: no group is in both.
+func (s *Store) sumDays(agg *aggregator, plan []dayPlan, rows int, newAgg func(*scratch) *aggregator) error {
+	split := 0
+	if rows >= s.parRows && runtime.GOMAXPROCS(0) > 1 {
+		sum := 0
+		for i, d := range plan {
+			if i > 0 && d.bucket != plan[i-1].bucket && sum >= rows/2 {
+				split = i
+				break
+			}
+			sum += d.rows
+		}
+	}
+	if split == 0 {
+		return agg.run(plan)
+	}
+	sc2 := s.getScratch()
+	defer s.putScratch(sc2)
+	agg2 := newAgg(sc2)
+	defer agg2.clearDense()
+	done := make(chan error, 1)
+	go func() { done <- agg2.run(plan[split:]) }()
+	err := agg.run(plan[:split])
+	if err2 := <-done; err == nil {
+		err = err2
+	}
+	if err == nil {
+		agg.take(agg2)
+	}
+	return err
+}
+
 // run sums the rows of the days of plan, in order.
 func (a *aggregator) run(plan []dayPlan) error {
 	for i := range plan {
@@ -100,7 +138,7 @@ func (a *aggregator) scan(t *table) error {
 				tmpl: k.tmpl & mask.tmpl, method: k.method & mask.method}
 			var j int32
 			if dense != nil {
-				slot := &dense[g.org*mul.org+g.client*mul.client+g.user*mul.user+g.tmpl*mul.tmpl+g.method*mul.method]
+				slot := &dense[denseSlot(&g, &mul)]
 				if j = *slot - 1; j < first {
 					j = gs.add(group{bucket: b, k: g})
 					*slot = j + 1
@@ -116,6 +154,12 @@ func (a *aggregator) scan(t *table) error {
 		}
 	})
 	return err
+}
+
+// denseSlot returns the slot of group key g in a dense array whose fields
+// have the multipliers mul.
+func denseSlot(g, mul *key) uint32 {
+	return g.org*mul.org + g.client*mul.client + g.user*mul.user + g.tmpl*mul.tmpl + g.method*mul.method
 }
 
 // take appends the groups of o, which summed other buckets, to a's.
@@ -139,8 +183,7 @@ func (a *aggregator) clearDense() {
 	}
 	for _, c := range a.gs.chunks {
 		for j := range c {
-			g := &c[j].k
-			a.dense[g.org*a.mul.org+g.client*a.mul.client+g.user*a.mul.user+g.tmpl*a.mul.tmpl+g.method*a.mul.method] = 0
+			a.dense[denseSlot(&c[j].k, &a.mul)] = 0
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"math/bits"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -198,10 +197,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	}
 	sc.plan = plan
 
-	var dense bool
 	var mul key
-	if n := denseSlots(fields, &strs, s.maxDense); n > 0 {
-		dense = true
+	slots := denseSlots(fields, &strs, s.maxDense)
+	if slots > 0 {
 		m := uint32(1)
 		for _, f := range slices.Backward(fields) {
 			*fieldPtr(&mul, f) = m
@@ -210,8 +208,8 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	}
 	newAgg := func(sc *scratch) *aggregator {
 		a := &aggregator{ctx: ctx, sc: sc, gs: &sc.groups, flt: &flt, scope: &scope, mask: mask, mul: mul}
-		if dense {
-			a.dense = sc.denseArray(denseSlots(fields, &strs, s.maxDense))
+		if slots > 0 {
+			a.dense = sc.denseArray(slots)
 		} else {
 			a.index = map[key]int32{}
 		}
@@ -220,38 +218,7 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	}
 	agg := newAgg(sc)
 	defer agg.clearDense()
-	// A large read is split in two at a bucket boundary, each half summed
-	// on a core of its own into groups of its own buckets, which are then
-	// put together: no group is in both.
-	split := 0
-	if planRows >= s.parRows && runtime.GOMAXPROCS(0) > 1 {
-		half, sum := planRows/2, 0
-		for i, d := range plan {
-			if i > 0 && d.bucket != plan[i-1].bucket && sum >= half {
-				split = i
-				break
-			}
-			sum += d.rows
-		}
-	}
-	if split > 0 {
-		sc2 := s.getScratch()
-		agg2 := newAgg(sc2)
-		done := make(chan error, 1)
-		go func() { done <- agg2.run(plan[split:]) }()
-		err := agg.run(plan[:split])
-		if err2 := <-done; err == nil {
-			err = err2
-		}
-		if err == nil {
-			agg.take(agg2)
-		}
-		agg2.clearDense()
-		s.putScratch(sc2)
-		if err != nil {
-			return nil, err
-		}
-	} else if err := agg.run(plan); err != nil {
+	if err := s.sumDays(agg, plan, planRows, newAgg); err != nil {
 		return nil, err
 	}
 	gs := agg.gs

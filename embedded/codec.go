@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -213,4 +214,48 @@ func (d *decoder) cnt() cnt {
 		}
 	}
 	return cnt{vals[0], vals[1], vals[2], vals[3], vals[4], vals[5]}
+}
+
+// frameWriter writes frames to a file through a buffer, counting the bytes,
+// so that it knows where in the file each frame starts. A frame's payload
+// is appended to buf between frame and flush.
+type frameWriter struct {
+	cw    countingWriter
+	w     *bufio.Writer
+	buf   []byte
+	start int
+}
+
+func newFrameWriter(w io.Writer) *frameWriter {
+	fw := &frameWriter{cw: countingWriter{w: w}}
+	fw.w = bufio.NewWriterSize(&fw.cw, 1<<20)
+	return fw
+}
+
+// at is where in the file the next frame written starts.
+func (fw *frameWriter) at() int64 { return fw.cw.n + int64(fw.w.Buffered()) }
+
+// frame begins a frame of kind.
+func (fw *frameWriter) frame(kind byte) {
+	fw.buf, fw.start = beginFrame(fw.buf[:0])
+	fw.buf = append(fw.buf, kind)
+}
+
+// flush ends the frame begun and writes it.
+func (fw *frameWriter) flush() error {
+	fw.buf = endFrame(fw.buf, fw.start)
+	_, err := fw.w.Write(fw.buf)
+	return err
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

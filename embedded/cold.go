@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -120,12 +119,9 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 
 // coldWriter writes a cold file.
 type coldWriter struct {
-	path  string
-	f     *os.File
-	cw    countingWriter
-	w     *bufio.Writer
-	buf   []byte
-	start int
+	*frameWriter
+	path string
+	f    *os.File
 }
 
 func newColdWriter(dir string, seg uint64) (*coldWriter, error) {
@@ -134,8 +130,7 @@ func newColdWriter(dir string, seg uint64) (*coldWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &coldWriter{path: path, f: f, cw: countingWriter{w: f}}
-	w.w = bufio.NewWriterSize(&w.cw, 1<<20)
+	w := &coldWriter{frameWriter: newFrameWriter(f), path: path, f: f}
 	w.frame(frameCold)
 	w.buf = putString(w.buf, coldMagic)
 	w.buf = putUvarint(w.buf, coldVersion)
@@ -145,20 +140,6 @@ func newColdWriter(dir string, seg uint64) (*coldWriter, error) {
 		return nil, err
 	}
 	return w, nil
-}
-
-// at is where the next frame starts.
-func (w *coldWriter) at() int64 { return w.cw.n + int64(w.w.Buffered()) }
-
-func (w *coldWriter) frame(kind byte) {
-	w.buf, w.start = beginFrame(w.buf[:0])
-	w.buf = append(w.buf, kind)
-}
-
-func (w *coldWriter) flush() error {
-	w.buf = endFrame(w.buf, w.start)
-	_, err := w.w.Write(w.buf)
-	return err
 }
 
 // chunk writes one chunk of an hour in a 'T' frame, encoded by enc, and
@@ -174,7 +155,7 @@ func (w *coldWriter) chunk(hour int64, enc func([]byte) []byte) (chunkAt, error)
 }
 
 // finish makes the file durable; its name is made durable with the
-// snapshot's (see snapshot.writeFile).
+// snapshot's (see snapshot.write).
 func (w *coldWriter) finish() error {
 	if err := w.w.Flush(); err != nil {
 		return err

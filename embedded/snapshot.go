@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -158,32 +157,12 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 
 // write writes the snapshot durably: to a temporary file, fsynced, renamed
 // into place, and the directory fsynced, so that a crash leaves either the
-// old snapshot or the whole new one.
-// It returns the snapshot's size.
+// old snapshot or the whole new one; and its cold file first (see
+// writeCold). It returns the snapshot's size.
 func (snap *snapshot) write(dir string) (size int64, err error) {
-	cw := &countingWriter{}
-	if err := snap.writeFile(dir, cw); err != nil {
-		return 0, err
-	}
-	return cw.n, nil
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 	path := filepath.Join(dir, snapName(snap.seg))
 	if snap.refs, err = snap.writeCold(dir); err != nil {
-		return fmt.Errorf("cold file: %w", err)
+		return 0, fmt.Errorf("cold file: %w", err)
 	}
 	defer func() {
 		// The cold file goes with a snapshot that failed, unless the
@@ -196,96 +175,87 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	cw.w = f
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
 		}
 	}()
-	w := bufio.NewWriterSize(cw, 1<<20)
-	var buf []byte
-	var start int
-	frame := func(kind byte) { buf, start = beginFrame(buf[:0]); buf = append(buf, kind) }
-	flush := func() error {
-		buf = endFrame(buf, start)
-		_, err := w.Write(buf)
-		return err
-	}
+	fw := newFrameWriter(f)
 
-	frame(frameHeaderKind)
-	buf = putString(buf, snapMagic)
-	buf = putUvarint(buf, snapVersion)
-	buf = putUvarint(buf, snap.seg)
-	buf = putVarint(buf, snap.at)
-	if err := flush(); err != nil {
-		return err
+	fw.frame(frameHeaderKind)
+	fw.buf = putString(fw.buf, snapMagic)
+	fw.buf = putUvarint(fw.buf, snapVersion)
+	fw.buf = putUvarint(fw.buf, snap.seg)
+	fw.buf = putVarint(fw.buf, snap.at)
+	if err := fw.flush(); err != nil {
+		return 0, err
 	}
 	for f, strs := range snap.dict {
 		for i := 0; i < len(strs); i += maxChunk {
 			chunk := strs[i:min(i+maxChunk, len(strs))]
-			frame(frameDict)
-			buf = append(buf, byte(f))
-			buf = putUvarint(buf, uint64(i+1))
-			buf = putUvarint(buf, uint64(len(chunk)))
+			fw.frame(frameDict)
+			fw.buf = append(fw.buf, byte(f))
+			fw.buf = putUvarint(fw.buf, uint64(i+1))
+			fw.buf = putUvarint(fw.buf, uint64(len(chunk)))
 			for _, s := range chunk {
-				buf = putString(buf, s)
+				fw.buf = putString(fw.buf, s)
 			}
-			if err := flush(); err != nil {
-				return err
+			if err := fw.flush(); err != nil {
+				return 0, err
 			}
 		}
 	}
 	for i := 0; i < len(snap.names); i += maxChunk {
 		chunk := snap.names[i:min(i+maxChunk, len(snap.names))]
-		frame(frameNames)
-		buf = putUvarint(buf, uint64(len(chunk)))
+		fw.frame(frameNames)
+		fw.buf = putUvarint(fw.buf, uint64(len(chunk)))
 		for _, n := range chunk {
-			buf = putUvarint(buf, uint64(n.client))
-			buf = putUvarint(buf, uint64(n.name))
+			fw.buf = putUvarint(fw.buf, uint64(n.client))
+			fw.buf = putUvarint(fw.buf, uint64(n.name))
 		}
-		if err := flush(); err != nil {
-			return err
+		if err := fw.flush(); err != nil {
+			return 0, err
 		}
 	}
 	for i := 0; i < len(snap.keys); i += maxChunk {
 		chunk := snap.keys[i:min(i+maxChunk, len(snap.keys))]
-		frame(frameKeys)
-		buf = putUvarint(buf, uint64(len(chunk)))
+		fw.frame(frameKeys)
+		fw.buf = putUvarint(fw.buf, uint64(len(chunk)))
 		for _, k := range chunk {
-			buf = putVarint(buf, k.at)
-			buf = putString(buf, k.key)
-			buf = putUvarint(buf, uint64(k.receipt.Accepted))
-			buf = putUvarint(buf, uint64(k.receipt.Duplicates))
+			fw.buf = putVarint(fw.buf, k.at)
+			fw.buf = putString(fw.buf, k.key)
+			fw.buf = putUvarint(fw.buf, uint64(k.receipt.Accepted))
+			fw.buf = putUvarint(fw.buf, uint64(k.receipt.Duplicates))
 		}
-		if err := flush(); err != nil {
-			return err
+		if err := fw.flush(); err != nil {
+			return 0, err
 		}
 	}
 	for i := 0; i < len(snap.ids); i += maxChunk {
 		chunk := snap.ids[i:min(i+maxChunk, len(snap.ids))]
-		frame(frameIDs)
-		buf = putUvarint(buf, uint64(len(chunk)))
+		fw.frame(frameIDs)
+		fw.buf = putUvarint(fw.buf, uint64(len(chunk)))
 		for _, it := range chunk {
-			buf = putVarint(buf, it.at)
-			buf = putUvarint(buf, uint64(it.v.org))
-			buf = putString(buf, it.v.id)
+			fw.buf = putVarint(fw.buf, it.at)
+			fw.buf = putUvarint(fw.buf, uint64(it.v.org))
+			fw.buf = putString(fw.buf, it.v.id)
 		}
-		if err := flush(); err != nil {
-			return err
+		if err := fw.flush(); err != nil {
+			return 0, err
 		}
 	}
 	writeTables := func(kind byte, tables []snapTable) error {
 		for _, t := range tables {
 			if t.ref.seg != 0 {
-				frame(frameRef)
-				buf = putUvarint(buf, t.ref.seg)
-				buf = putVarint(buf, t.hour)
-				buf = putUvarint(buf, uint64(t.ref.lo))
-				buf = putUvarint(buf, uint64(t.ref.hi))
-				if err := flush(); err != nil {
+				fw.frame(frameRef)
+				fw.buf = putUvarint(fw.buf, t.ref.seg)
+				fw.buf = putVarint(fw.buf, t.hour)
+				fw.buf = putUvarint(fw.buf, uint64(t.ref.lo))
+				fw.buf = putUvarint(fw.buf, uint64(t.ref.hi))
+				if err := fw.flush(); err != nil {
 					return err
 				}
 				continue
@@ -296,10 +266,10 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 			}
 			for i := 0; i < len(t.keys); i += maxChunk {
 				end := min(i+maxChunk, len(t.keys))
-				frame(kind)
-				buf = putVarint(buf, t.hour)
-				buf = appendRows(buf, t.keys[i:end], t.cnts[i:end], kind == frameTable)
-				if err := flush(); err != nil {
+				fw.frame(kind)
+				fw.buf = putVarint(fw.buf, t.hour)
+				fw.buf = appendRows(fw.buf, t.keys[i:end], t.cnts[i:end], kind == frameTable)
+				if err := fw.flush(); err != nil {
 					return err
 				}
 			}
@@ -307,28 +277,28 @@ func (snap *snapshot) writeFile(dir string, cw *countingWriter) (err error) {
 		return nil
 	}
 	if err := writeTables(frameTable, snap.tables); err != nil {
-		return err
+		return 0, err
 	}
 	if err := writeTables(frameSlim, snap.slims); err != nil {
-		return err
+		return 0, err
 	}
-	frame(frameEnd)
-	if err := flush(); err != nil {
-		return err
+	fw.frame(frameEnd)
+	if err := fw.flush(); err != nil {
+		return 0, err
 	}
-	if err := w.Flush(); err != nil {
-		return err
+	if err := fw.w.Flush(); err != nil {
+		return 0, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return 0, err
 	}
-	return syncDir(dir)
+	return fw.cw.n, syncDir(dir)
 }
 
 // loadSnapshot reads a snapshot into the empty store being recovered.

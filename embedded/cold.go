@@ -60,6 +60,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		}
 	}
 	refs = map[uint64]bool{}
+	copied := map[*mappedFile]bool{}
 	var w *coldWriter
 	defer func() {
 		if w != nil && err != nil {
@@ -92,8 +93,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 				}
 				p.chunks = append(p.chunks, ca)
 			}
-			// Copied: the process needs these pages no more.
-			t.src.evictChunks(t.packed)
+			copied[t.src] = true
 		} else {
 			p = packResult{t: t.pack, gen: t.gen, rows: len(t.keys)}
 			for org, r := range orgChunks(t.orgs) {
@@ -108,6 +108,11 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		t.ref = coldRef{seg: snap.seg, coldRange: p.at}
 		refs[snap.seg] = true
 		snap.packs = append(snap.packs, p)
+	}
+	// Every hour of a file copied from was copied (the choice is the
+	// file's): the process needs none of its pages any more.
+	for src := range copied {
+		src.evict(0, len(src.b))
 	}
 	if w != nil {
 		if err := w.finish(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"unsafe"
 )
 
 // mappedFile is a cold file's bytes (or a snapshot's, while it is being
@@ -56,24 +55,6 @@ func (m *mappedFile) evict(lo, hi int) {
 	if lo < hi {
 		dropPages(m.b[lo:hi])
 	}
-}
-
-// evictChunks evicts the pages that lie wholly within the bytes the chunks
-// span (a table's chunks, which are consecutive in the file).
-func (m *mappedFile) evictChunks(chunks []packedChunk) {
-	if m == nil || !m.mapped || len(chunks) == 0 {
-		return
-	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.b)))
-	lo, hi := ^uintptr(0), uintptr(0)
-	for _, c := range chunks {
-		p := uintptr(unsafe.Pointer(unsafe.SliceData(c)))
-		if p < base || p+uintptr(len(c)) > base+uintptr(len(m.b)) {
-			return // not this file's
-		}
-		lo, hi = min(lo, p-base), max(hi, p-base+uintptr(len(c)))
-	}
-	m.evict(int(lo), int(hi))
 }
 
 // chunk returns the chunk at b[off:off+n].

@@ -301,18 +301,19 @@ func (snap *snapshot) write(dir string) (size int64, err error) {
 	return fw.cw.n, syncDir(dir)
 }
 
-// loadSnapshot reads a snapshot into the empty store being recovered.
-// Unlike the WAL's tail, a snapshot must be whole: it was renamed into place
-// only after it was fsynced, so damage is an error, not a crash to forgive.
-func (s *Store) loadSnapshot(path string, now int64) error {
+// loadSnapshot reads a snapshot into the empty store being recovered, and
+// returns the cold files it refers to. Unlike the WAL's tail, a snapshot
+// must be whole: it was renamed into place only after it was fsynced, so
+// damage is an error, not a crash to forgive.
+func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.lastSnap.Store(st.Size())
 	// The file is mapped whole, and the packed tables keep slices of it
@@ -321,18 +322,13 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	// moves on, so that they stay the page cache's, not the process's.
 	m, err := openMapped(f, st.Size())
 	if err != nil {
-		return fmt.Errorf("read: %w", err)
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	data := m.b
 	const evictEvery = 64 << 20
 	evicted := 0
-	// The cold files the snapshot refers to, mapped as they come.
-	s.colds = map[uint64]*mappedFile{}
-	defer func() {
-		for _, c := range s.colds {
-			c.evict(0, len(c.b)) // read whole, to be checked
-		}
-	}()
+	colds := coldLoader{s: s, files: map[uint64]*mappedFile{}}
+	defer colds.done()
 	var buf []byte
 	seenHeader := false
 	var tl *tableLoader
@@ -344,23 +340,23 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 	for {
 		buf, data, err = nextFrame(data)
 		if err == io.EOF || errors.Is(err, errTorn) {
-			return fmt.Errorf("incomplete or corrupt snapshot")
+			return nil, fmt.Errorf("incomplete or corrupt snapshot")
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d := decoder{b: buf}
 		kind := d.byte()
 		if !seenHeader && kind != frameHeaderKind {
-			return fmt.Errorf("no snapshot header")
+			return nil, fmt.Errorf("no snapshot header")
 		}
 		if kind == frameTable || kind == frameSlim || kind == frameRef {
 			if tl == nil {
 				tl = s.startTableLoader()
 			}
 			if kind == frameRef {
-				if err := s.loadRef(&d, tl); err != nil {
-					return fmt.Errorf("frame %q: %w", kind, err)
+				if err := colds.load(&d, tl); err != nil {
+					return nil, fmt.Errorf("frame %q: %w", kind, err)
 				}
 			} else {
 				tl.add(d.b, kind == frameSlim, m, coldRange{})
@@ -377,14 +373,14 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 			err := tl.wait()
 			tl = nil
 			if err != nil {
-				return fmt.Errorf("table frame: %w", err)
+				return nil, fmt.Errorf("table frame: %w", err)
 			}
 		}
 		switch kind {
 		case frameHeaderKind:
 			magic, v := d.string(), d.uvarint()
 			if magic != snapMagic || v < 1 || v > snapVersion {
-				return fmt.Errorf("not a snapshot of a known version")
+				return nil, fmt.Errorf("not a snapshot of a known version")
 			}
 			d.uvarint() // the segment number, which the file name also has
 			d.varint()
@@ -393,13 +389,13 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 			f := int(d.byte())
 			first := d.uvarint()
 			if d.err == nil && (f >= numFields || first != uint64(len(s.dict.strs[f]))) {
-				return fmt.Errorf("dictionary entries out of order")
+				return nil, fmt.Errorf("dictionary entries out of order")
 			}
 			for range d.count(1) {
 				str := d.string()
 				if d.err == nil {
 					if s.dict.addLocked(f, str) != uint32(len(s.dict.strs[f])-1) {
-						return fmt.Errorf("dictionary string repeats")
+						return nil, fmt.Errorf("dictionary string repeats")
 					}
 				}
 			}
@@ -436,49 +432,68 @@ func (s *Store) loadSnapshot(path string, now int64) error {
 				d.fail()
 			}
 			if d.err != nil {
-				return d.err
+				return nil, d.err
 			}
 			for f := range numFields {
 				s.logged[f] = len(s.dict.strs[f])
 			}
 			s.st.last = nil
 			m.evict(evicted, len(m.b))
-			return nil
+			refs = map[uint64]bool{}
+			for seg := range colds.files {
+				refs[seg] = true
+			}
+			return refs, nil
 		default:
-			return fmt.Errorf("unknown frame kind %q", kind)
+			return nil, fmt.Errorf("unknown frame kind %q", kind)
 		}
 		if d.err == nil && len(d.b) != 0 {
 			d.fail()
 		}
 		if d.err != nil {
-			return fmt.Errorf("frame %q: %w", kind, d.err)
+			return nil, fmt.Errorf("frame %q: %w", kind, d.err)
 		}
 	}
 }
 
-// loadRef loads the hour a 'P' frame refers to: it checks the range is
-// whole frames of the cold file, each a 'T' frame of the hour, and gives
-// them to tl.
-func (s *Store) loadRef(d *decoder, tl *tableLoader) error {
+// coldLoader maps the cold files a snapshot being loaded refers to, as
+// its references come; last is the one the last reference was to.
+type coldLoader struct {
+	s     *Store
+	files map[uint64]*mappedFile
+	last  *mappedFile
+}
+
+// done lets the pages of the file referred to last go.
+func (cs *coldLoader) done() {
+	if cs.last != nil {
+		cs.last.evict(0, len(cs.last.b))
+	}
+}
+
+// load loads the hour a 'P' frame refers to: it checks the range is whole
+// frames of the cold file, each a 'T' frame of the hour, and gives them to
+// tl. Hours come in time order, and a cold file holds the hours one
+// checkpoint packed, mostly consecutive: the pages of the file referred to
+// before, all read to be checked, are let go once the references move on
+// to another.
+func (cs *coldLoader) load(d *decoder, tl *tableLoader) error {
 	seg, hour, lo, hi := d.uvarint(), d.varint(), d.uvarint(), d.uvarint()
 	if d.err != nil || len(d.b) != 0 {
 		return errCorrupt
 	}
-	c := s.colds[seg]
+	c := cs.files[seg]
 	if c == nil {
 		var err error
-		if c, err = s.openCold(seg); err != nil {
+		if c, err = cs.s.openCold(seg); err != nil {
 			return err
 		}
-		s.colds[seg] = c
+		cs.files[seg] = c
 	}
-	// Hours come in time order, and a cold file holds the hours one
-	// checkpoint packed: mostly consecutive. The pages of the file read
-	// before are let go once the hours move on to another (see loadSnapshot).
-	if prev := s.coldPrev; prev != nil && prev != c {
-		prev.evict(0, len(prev.b))
+	if c != cs.last {
+		cs.done()
+		cs.last = c
 	}
-	s.coldPrev = c
 	if lo >= hi || hi > uint64(len(c.b)) {
 		return fmt.Errorf("%s: range [%d, %d) out of the file", coldName(seg), lo, hi)
 	}

@@ -97,10 +97,6 @@ type Store struct {
 	ckFailed  int64        // walSize at the last failed checkpoint, to back off
 	ckCovered int64        // walSize the running checkpoint covers
 	lastSnap  atomic.Int64 // size of the newest snapshot, in bytes
-	// colds are the cold files the snapshot being loaded refers to, and
-	// coldPrev the one its last reference was to.
-	colds    map[uint64]*mappedFile
-	coldPrev *mappedFile
 
 	// packBits bounds the packed sort keys of queries, and maxDense the
 	// dense arrays they find groups in: 64 and maxDenseSlots, but in tests

@@ -206,9 +206,10 @@ func (s *Store) recover() error {
 	now := s.now().UnixNano()
 
 	var base uint64
+	var refs map[uint64]bool // the cold files the snapshot refers to
 	if len(snaps) > 0 {
 		base = snaps[len(snaps)-1]
-		if err := s.loadSnapshot(filepath.Join(s.dir, snapName(base)), now); err != nil {
+		if refs, err = s.loadSnapshot(filepath.Join(s.dir, snapName(base)), now); err != nil {
 			return fmt.Errorf("load snapshot %s: %w", snapName(base), err)
 		}
 	}
@@ -218,11 +219,6 @@ func (s *Store) recover() error {
 	if err := s.removeCovered(base); err != nil {
 		return err
 	}
-	refs := map[uint64]bool{}
-	for seg := range s.colds {
-		refs[seg] = true
-	}
-	s.colds, s.coldPrev = nil, nil
 	if err := s.removeCold(refs, ^uint64(0)); err != nil {
 		return err
 	}

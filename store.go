@@ -39,6 +39,34 @@ type BatchStrings struct {
 	Refs [][6]uint32
 }
 
+// Describes reports whether h is exactly the strings of events: a ref for
+// every event, each within its field's values, and each event's strings
+// the very values its refs name. A store checks this before it trusts h.
+func (h *BatchStrings) Describes(events []Event) bool {
+	if h == nil || len(h.Refs) != len(events) {
+		return false
+	}
+	var n [6]uint32
+	for f, vals := range h.Values {
+		if len(vals) == 0 {
+			return false
+		}
+		n[f] = uint32(len(vals))
+	}
+	v := &h.Values
+	for i := range events {
+		e, r := &events[i], &h.Refs[i]
+		if r[0] >= n[0] || r[1] >= n[1] || r[2] >= n[2] || r[3] >= n[3] || r[4] >= n[4] || r[5] >= n[5] {
+			return false
+		}
+		if e.OrganizationID != v[0][r[0]] || e.ClientID != v[1][r[1]] || e.ClientName != v[2][r[2]] ||
+			e.UserID != v[3][r[3]] || e.TemplateURI != v[4][r[4]] || e.Method != v[5][r[5]] {
+			return false
+		}
+	}
+	return true
+}
+
 // Receipt tells what Append did with a batch.
 type Receipt struct {
 	// Accepted is the number of events in the batch.

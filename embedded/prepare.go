@@ -294,26 +294,8 @@ var hintFields = [6]int{fOrg, fClient, fName, fUser, fTmpl, fMethod}
 // a decoder's events hold the very strings of its Values.
 func (s *Store) resolveHint(b apiusage.Batch, sc *batchScratch, ids []uint32) (newBytes, clients int, hinted bool, err error) {
 	h := b.Strings
-	if h == nil || len(h.Refs) != len(b.Events) {
+	if !h.Describes(b.Events) {
 		return 0, 0, false, nil
-	}
-	var n [6]uint32
-	for rf := range n {
-		n[rf] = uint32(len(h.Values[rf]))
-		if n[rf] == 0 {
-			return 0, 0, false, nil
-		}
-	}
-	for i := range b.Events {
-		e, r := &b.Events[i], &h.Refs[i]
-		if r[0] >= n[0] || r[1] >= n[1] || r[2] >= n[2] || r[3] >= n[3] || r[4] >= n[4] || r[5] >= n[5] {
-			return 0, 0, false, nil
-		}
-		if e.OrganizationID != h.Values[0][r[0]] || e.ClientID != h.Values[1][r[1]] ||
-			e.ClientName != h.Values[2][r[2]] || e.UserID != h.Values[3][r[3]] ||
-			e.TemplateURI != h.Values[4][r[4]] || e.Method != h.Values[5][r[5]] {
-			return 0, 0, false, nil
-		}
 	}
 	missing := 0
 	s.dict.mu.RLock()

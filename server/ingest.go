@@ -149,12 +149,13 @@ const maxUnix = 253402300800
 // that validateEvents must judge, and name the invalid events, and that the
 // hint is not to be trusted.
 func validHinted(events []apiusage.Event, h *apiusage.BatchStrings) bool {
-	if h == nil || len(h.Refs) != len(events) {
+	// The hint must be the events' own: their strings the very values,
+	// which makes its check comparisons of pointers.
+	if !h.Describes(events) {
 		return false
 	}
-	var n [6]uint32
-	for f, vals := range h.Values {
-		if len(vals) == 0 || vals[0] != "" {
+	for _, vals := range h.Values {
+		if vals[0] != "" {
 			return false
 		}
 		for _, v := range vals[1:] {
@@ -162,21 +163,12 @@ func validHinted(events []apiusage.Event, h *apiusage.BatchStrings) bool {
 				return false
 			}
 		}
-		n[f] = uint32(len(vals))
 	}
-	org, client, name, user, tmpl, method := h.Values[0], h.Values[1], h.Values[2], h.Values[3], h.Values[4], h.Values[5]
+	method := h.Values[hintMethod]
 	for i := range events {
-		e, r := &events[i], &h.Refs[i]
-		// Required fields refer to a value other than the first, "" (r-1
-		// wraps around for 0).
-		if r[0]-1 >= n[0]-1 || r[1]-1 >= n[1]-1 || r[4]-1 >= n[4]-1 || r[5]-1 >= n[5]-1 ||
-			r[2] >= n[2] || r[3] >= n[3] {
-			return false
-		}
-		// The hint must be the events' own: their strings the very values,
-		// which makes these comparisons of pointers.
-		if e.OrganizationID != org[r[0]] || e.ClientID != client[r[1]] || e.ClientName != name[r[2]] ||
-			e.UserID != user[r[3]] || e.TemplateURI != tmpl[r[4]] || e.Method != method[r[5]] {
+		e := &events[i]
+		// Required fields refer to a value other than the first, "".
+		if r := &h.Refs[i]; r[0] == 0 || r[1] == 0 || r[4] == 0 || r[5] == 0 {
 			return false
 		}
 		if len(e.ID) > apiusage.MaxIDLength || e.Status < 100 || e.Status > 599 {

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"slices"
@@ -89,16 +88,6 @@ func (replayedReceipt) setHeaders(h http.Header) { h.Set(replayedHeader, "true")
 func isNDJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/x-ndjson"
-}
-
-// decodeEvents reads a batch of at most max events: a JSON array of events,
-// a single event object, or, when ndjson, events one after another
-// (newline-delimited; any JSON whitespace between them is accepted). It
-// accepts exactly what encoding/json would decode into []apiusage.Event, with
-// a parser of its own (see eventParser); the handler keeps a pool of them.
-func decodeEvents(r io.Reader, ndjson bool, max int) ([]apiusage.Event, error) {
-	var ps eventParsers
-	return ps.decode(r, 0, ndjson, max)
 }
 
 // eventError names the event a decoding error is in.

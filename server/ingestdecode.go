@@ -107,20 +107,11 @@ func (ps *eventParsers) put(p *eventParser) {
 	ps.p.Put(p)
 }
 
-// decode reads a body of at most limit bytes (sizeHint, when positive, is
-// its announced length) and decodes it as decodeEvents does.
-func (ps *eventParsers) decode(r io.Reader, sizeHint int64, ndjson bool, max int) ([]apiusage.Event, error) {
-	p := ps.get()
-	defer ps.put(p)
-	if err := p.read(r, sizeHint); err != nil {
-		return nil, err
-	}
-	return p.parse(nil, ndjson, max)
-}
-
-// decodeReused is decode into the parser's own event slice, which the next
-// batch of the parser overwrites: the caller is done with the events before
-// it puts the parser back. hint describes the events' strings.
+// decodeReused reads a body (sizeHint, when positive, is its announced
+// length) and decodes at most max events of it (see eventParser) into
+// the parser's own event slice, which the next batch of the parser
+// overwrites: the caller is done with the events before it puts the parser
+// back. hint describes the events' strings.
 func (p *eventParser) decodeReused(r io.Reader, sizeHint int64, ndjson bool, max int) (events []apiusage.Event, hint *apiusage.BatchStrings, err error) {
 	if err := p.read(r, sizeHint); err != nil {
 		return nil, nil, err

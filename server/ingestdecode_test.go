@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strings"
@@ -555,4 +556,25 @@ func cpuTime(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// decodeEvents reads a batch of at most max events: a JSON array of events,
+// a single event object, or, when ndjson, events one after another
+// (newline-delimited; any JSON whitespace between them is accepted). It
+// accepts exactly what encoding/json would decode into []apiusage.Event, with
+// a parser of its own (see eventParser); the handler keeps a pool of them.
+func decodeEvents(r io.Reader, ndjson bool, max int) ([]apiusage.Event, error) {
+	var ps eventParsers
+	return ps.decode(r, 0, ndjson, max)
+}
+
+// decode reads a body of at most limit bytes (sizeHint, when positive, is
+// its announced length) and decodes it as decodeEvents does.
+func (ps *eventParsers) decode(r io.Reader, sizeHint int64, ndjson bool, max int) ([]apiusage.Event, error) {
+	p := ps.get()
+	defer ps.put(p)
+	if err := p.read(r, sizeHint); err != nil {
+		return nil, err
+	}
+	return p.parse(nil, ndjson, max)
 }

@@ -187,7 +187,7 @@ type table struct {
 	// enc writes the rows: which metrics they show.
 	enc metricSet
 	// bodyLen is the length of the whole results body of the rows (as
-	// appendResultsBody writes it), so that a poll can send its
+	// writeResults writes it), so that a poll can send its
 	// Content-Length before it encodes.
 	bodyLen int
 }
@@ -639,50 +639,6 @@ func (t *table) appendRows(b []byte, from, to int) []byte {
 
 // strLen is the length of the JSON of string i.
 func (t *table) strLen(i uint64) int { return int(t.offs[i+1] - t.offs[i]) }
-
-// rowLen is the length of row i as appendRow writes it.
-func (t *table) rowLen(i int) int {
-	const fixed = len(rowClientID+rowClientName+rowOrganization+rowUser+rowTemplate+rowMethod) + len("}")
-	w, f := t.row(i), &t.fields
-	n := fixed
-	for c := range colDate {
-		n += t.strLen(f[c].get(w))
-	}
-	m := &t.enc
-	if m.status200 {
-		n += len(rowStatus200) + intLen(int64(f[fStatus200].get(w)))
-	}
-	if m.status300 {
-		n += len(rowStatus300) + intLen(int64(f[fStatus300].get(w)))
-	}
-	if m.status400 {
-		n += len(rowStatus400) + intLen(int64(f[fStatus400].get(w)))
-	}
-	if m.status500 {
-		n += len(rowStatus500) + intLen(int64(f[fStatus500].get(w)))
-	}
-	if m.status429 {
-		n += len(rowStatus429) + intLen(int64(f[fStatus429].get(w)))
-	}
-	if m.requests {
-		n += len(rowRequests) + intLen(int64(f[fRequests].get(w)))
-	}
-	if d := f[colDate].get(w); d != 0 {
-		n += len(rowDate) + t.strLen(d)
-	}
-	return n
-}
-
-// measure returns the length of the results body of every row, from the
-// packed rows (newTable counts it from the rows as it packs them; the tests
-// hold the two to each other and to the bytes).
-func (t *table) measure() int {
-	n := len(resultsStart) + len(resultsEnd) + max(t.n-1, 0)
-	for i := range t.n {
-		n += t.rowLen(i)
-	}
-	return n
-}
 
 // appendInt is strconv.AppendInt in base 10, with a shortcut for the small
 // counts most rows have.

@@ -115,15 +115,6 @@ func unfinishedBody(x apiusage.Execution) resultsBody {
 	return resultsBody{b: []byte(runningBody)}
 }
 
-// appendResultsBody appends the contract's ApiUsageQueryResult of a
-// complete organization or client query, every row, a trailing newline
-// included: the bytes writeResults streams, whole.
-func appendResultsBody(b []byte, t *table) []byte {
-	b = append(b, resultsStart...)
-	b = t.appendRows(b, 0, t.n)
-	return append(b, resultsEnd...)
-}
-
 // writeResults writes t's results body (t.bodyLen bytes) to w in chunks.
 func writeResults(w io.Writer, t *table) error {
 	buf := chunkBuffers.Get().(*[]byte)

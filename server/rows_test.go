@@ -604,3 +604,56 @@ func readBody(b *testing.B, client *http.Client, url string, n int) {
 }
 
 func gzipWriter(w io.Writer) (*gzip.Writer, error) { return gzip.NewWriterLevel(w, gzip.BestSpeed) }
+
+// appendResultsBody appends the contract's ApiUsageQueryResult of a
+// complete organization or client query, every row, a trailing newline
+// included: the bytes writeResults streams, whole.
+func appendResultsBody(b []byte, t *table) []byte {
+	b = append(b, resultsStart...)
+	b = t.appendRows(b, 0, t.n)
+	return append(b, resultsEnd...)
+}
+
+// rowLen is the length of row i as appendRow writes it.
+func (t *table) rowLen(i int) int {
+	const fixed = len(rowClientID+rowClientName+rowOrganization+rowUser+rowTemplate+rowMethod) + len("}")
+	w, f := t.row(i), &t.fields
+	n := fixed
+	for c := range colDate {
+		n += t.strLen(f[c].get(w))
+	}
+	m := &t.enc
+	if m.status200 {
+		n += len(rowStatus200) + intLen(int64(f[fStatus200].get(w)))
+	}
+	if m.status300 {
+		n += len(rowStatus300) + intLen(int64(f[fStatus300].get(w)))
+	}
+	if m.status400 {
+		n += len(rowStatus400) + intLen(int64(f[fStatus400].get(w)))
+	}
+	if m.status500 {
+		n += len(rowStatus500) + intLen(int64(f[fStatus500].get(w)))
+	}
+	if m.status429 {
+		n += len(rowStatus429) + intLen(int64(f[fStatus429].get(w)))
+	}
+	if m.requests {
+		n += len(rowRequests) + intLen(int64(f[fRequests].get(w)))
+	}
+	if d := f[colDate].get(w); d != 0 {
+		n += len(rowDate) + t.strLen(d)
+	}
+	return n
+}
+
+// measure returns the length of the results body of every row, from the
+// packed rows (newTable counts it from the rows as it packs them; the tests
+// hold the two to each other and to the bytes).
+func (t *table) measure() int {
+	n := len(resultsStart) + len(resultsEnd) + max(t.n-1, 0)
+	for i := range t.n {
+		n += t.rowLen(i)
+	}
+	return n
+}

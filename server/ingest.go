@@ -169,13 +169,14 @@ func validHinted(events []apiusage.Event, h *apiusage.BatchStrings) bool {
 			return false
 		}
 	}
-	for _, v := range method[1:] {
-		if _, ok := canonicalMethod(v); !ok {
+	// Rewritten in place: on false the caller drops the hint, and the
+	// events still hold their own strings.
+	for j, v := range method[1:] {
+		m, ok := canonicalMethod(v)
+		if !ok {
 			return false
 		}
-	}
-	for j, v := range method[1:] {
-		method[j+1], _ = canonicalMethod(v)
+		method[j+1] = m
 	}
 	for i := range events {
 		e := &events[i]

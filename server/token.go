@@ -110,17 +110,16 @@ func (s *signer) verify(token string, now time.Time) (tokenClaims, error) {
 		return tokenClaims{}, errTokenMalformed
 	}
 	slot := &s.verified[maphash.String(s.seed, token)%verifiedSlots]
+	var c tokenClaims
 	if v := slot.Load(); v != nil && equalConstantTime(v.token, token) {
-		if now.Unix() >= v.claims.Expires {
-			return tokenClaims{}, errTokenExpired
+		c = v.claims
+	} else {
+		var err error
+		if c, err = s.verifySignature(token); err != nil {
+			return tokenClaims{}, err
 		}
-		return v.claims, nil
+		slot.Store(&verifiedToken{token: strings.Clone(token), claims: c})
 	}
-	c, err := s.verifySignature(token)
-	if err != nil {
-		return tokenClaims{}, err
-	}
-	slot.Store(&verifiedToken{token: strings.Clone(token), claims: c})
 	if now.Unix() >= c.Expires {
 		return tokenClaims{}, errTokenExpired
 	}

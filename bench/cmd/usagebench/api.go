@@ -102,13 +102,13 @@ type api struct {
 	token string
 	// polls is the buffer execute reads results bodies into, reused from
 	// poll to poll and from execution to execution (see execute).
-	polls *[]byte
+	polls []byte
 }
 
 func newAPI(base string, conns int) *api {
 	return &api{base: base, hc: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true,
-	}}, polls: new([]byte)}
+	}}}
 }
 
 // login gets a token for the client (usage-api.md §6).
@@ -123,7 +123,7 @@ func (a *api) login(ctx context.Context, id, secret string) (*api, error) {
 	if err := a.send(req, http.StatusOK, &tok); err != nil {
 		return nil, fmt.Errorf("login %s: %w", id, err)
 	}
-	return &api{base: a.base, hc: a.hc, token: tok.AccessToken, polls: new([]byte)}, nil
+	return &api{base: a.base, hc: a.hc, token: tok.AccessToken}, nil
 }
 
 // call sends a JSON request and decodes the answer, which must have the
@@ -267,8 +267,8 @@ func (a *api) execute(ctx context.Context, path string, body any, pageSize int) 
 	}
 	// Pages are read one after another into buf; a Running body is
 	// dropped, so the next poll reads over it.
-	buf := (*a.polls)[:0]
-	defer func() { *a.polls = buf[:0] }()
+	buf := a.polls[:0]
+	defer func() { a.polls = buf[:0] }()
 	var pages [][]byte
 	for {
 		start := len(buf)

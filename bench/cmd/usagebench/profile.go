@@ -87,6 +87,6 @@ func (s *suite) profileQueries(ctx context.Context) error {
 	if err := s.prof.fetch(ctx, "heap", "gc=1", "heap"); err != nil {
 		return err
 	}
-	s.logf("   profiles in %s: go tool pprof -top %s", s.prof.dir, filepath.Join(s.prof.dir, "query-org-90d-day-grouped.cpu.pprof"))
+	s.logf("   profiles in %s: go tool pprof -top %s FILE", s.prof.dir, s.cfg.Apiusage)
 	return nil
 }

@@ -208,16 +208,7 @@ func (s *Store) removeCold(refs map[uint64]bool, seg uint64) error {
 
 // openCold maps the cold file numbered seg and checks its header.
 func (s *Store) openCold(seg uint64) (*mappedFile, error) {
-	f, err := os.Open(filepath.Join(s.dir, coldName(seg)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	m, err := openMapped(f, st.Size())
+	m, err := openMapped(filepath.Join(s.dir, coldName(seg)))
 	if err != nil {
 		return nil, err
 	}

@@ -25,9 +25,19 @@ type mappedFile struct {
 	coldSeg uint64 // the number of the cold file it is (see cold.go); 0 for a snapshot
 }
 
-// openMapped maps the file f, of size n, whole; where mapping is not
-// available, it reads it into the heap.
-func openMapped(f *os.File, n int64) (*mappedFile, error) {
+// openMapped maps the file at path whole; where mapping is not available,
+// it reads it into the heap.
+func openMapped(path string) (*mappedFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := st.Size()
 	if n > 0 && int64(int(n)) == n {
 		if b, release := mapFile(f, int(n)); b != nil {
 			m := &mappedFile{b: b, mapped: true}
@@ -36,7 +46,7 @@ func openMapped(f *os.File, n int64) (*mappedFile, error) {
 		}
 	}
 	b := make([]byte, n)
-	if _, err := io.ReadFull(io.NewSectionReader(f, 0, n), b); err != nil {
+	if _, err := io.ReadFull(f, b); err != nil {
 		return nil, err
 	}
 	return &mappedFile{b: b}, nil

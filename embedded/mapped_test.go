@@ -22,12 +22,7 @@ func TestOpenMapped(t *testing.T) {
 		if err := os.WriteFile(path, want, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := openMapped(f, int64(n))
-		f.Close()
+		m, err := openMapped(path)
 		if err != nil {
 			t.Fatalf("%d bytes: %v", n, err)
 		}

@@ -306,24 +306,15 @@ func (snap *snapshot) write(dir string) (size int64, err error) {
 // must be whole: it was renamed into place only after it was fsynced, so
 // damage is an error, not a crash to forgive.
 func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	s.lastSnap.Store(st.Size())
 	// The file is mapped whole, and the packed tables keep slices of it
 	// (see packed.go and mappedFile): no copy per frame. Every byte is read
 	// once here, to be checked; the pages read are let go as the loader
 	// moves on, so that they stay the page cache's, not the process's.
-	m, err := openMapped(f, st.Size())
+	m, err := openMapped(path)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
+	s.lastSnap.Store(int64(len(m.b)))
 	data := m.b
 	const evictEvery = 64 << 20
 	evicted := 0

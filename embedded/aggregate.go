@@ -6,20 +6,20 @@ import (
 )
 
 // dayPlan is one day a query reads: its bucket, the hours [lo, hi) of it
-// within the interval, whether the slim rollup answers for them (the whole
-// day, not grouped by user), and about how many rows that is.
+// within the interval, the daily rollup that answers for them if one does
+// (see Store.Query), and about how many rows that is.
 type dayPlan struct {
 	p      *dayPart
 	bucket int32
 	lo, hi int64
-	slim   bool
+	daily  *table // the day's slim or user rollup, or nil for its hours
 	rows   int
 }
 
 // estimate returns how many rows the day's tables to read hold.
 func (d *dayPlan) estimate() int {
-	if d.slim {
-		return d.p.slim.rows()
+	if d.daily != nil {
+		return d.daily.rows()
 	}
 	n := 0
 	for h := d.lo; h < d.hi; h++ {
@@ -104,8 +104,8 @@ func (a *aggregator) run(plan []dayPlan) error {
 			clear(a.index) // groups of earlier buckets are complete
 			a.bucketFirst = int32(a.gs.n)
 		}
-		if d.slim {
-			if err := a.scan(&d.p.slim); err != nil {
+		if d.daily != nil {
+			if err := a.scan(d.daily); err != nil {
 				return err
 			}
 			continue

@@ -8,8 +8,8 @@ import (
 
 // Cold files.
 //
-// Packed hourly rollups (packed.go) never change again but for a late
-// event, so a snapshot does not copy them: a checkpoint writes the chunks
+// Packed hourly rollups and user rollups (packed.go) never change again
+// but for a late event, so a snapshot does not copy them: a checkpoint writes the chunks
 // it packs to a cold file of its own, cold-N.bin for the snapshot numbered
 // N, and the snapshot only refers to them ('P' frames: the file and the
 // byte range of the hour's frames). Later snapshots refer to the same
@@ -18,7 +18,7 @@ import (
 // follow the warm state, not everything ever recorded.
 //
 // A cold file is a header frame ('C' string "apiusage cold", uvarint
-// version, uvarint number) and 'T' frames, as a snapshot's. It is fsynced
+// version, uvarint number) and 'T' and 'U' frames, as a snapshot's. It is fsynced
 // before the snapshot that refers to it is renamed into place, and removed
 // once a snapshot in place refers to it no more (a late event unpacked its
 // hours, or its hours moved on: see below). A cold file of which less than
@@ -31,7 +31,26 @@ const (
 	coldVersion = 1
 	frameCold   = 'C'
 	frameRef    = 'P'
+	// frameUsersRef is frameRef for a day's user rollup.
+	frameUsersRef = 'V'
 )
+
+// refFrame is the kind of the frame that refers to a cold file's frames of
+// rows of a kind, and rowsFrame the other way.
+var (
+	refFrame  = map[byte]byte{frameTable: frameRef, frameUsers: frameUsersRef}
+	rowsFrame = map[byte]byte{frameRef: frameTable, frameUsersRef: frameUsers}
+)
+
+// tableFrame reports whether a snapshot frame of kind holds or refers to
+// rollup rows.
+func tableFrame(kind byte) bool {
+	switch kind {
+	case frameTable, frameSlim, frameUsers, frameRef, frameUsersRef:
+		return true
+	}
+	return false
+}
 
 func coldName(seg uint64) string { return fmt.Sprintf("%s%020d%s", coldPrefix, seg, coldSuffix) }
 
@@ -87,7 +106,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		if t.packed != nil {
 			p = packResult{t: t.from, was: t.packed}
 			for _, c := range t.packed {
-				ca, err := w.chunk(t.hour, func(b []byte) []byte { return append(b, c...) })
+				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return append(b, c...) })
 				if err != nil {
 					return nil, err
 				}
@@ -97,7 +116,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		} else {
 			p = packResult{t: t.pack, gen: t.gen, rows: len(t.keys)}
 			for org, r := range orgChunks(t.orgs) {
-				ca, err := w.chunk(t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], true) })
+				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], true) })
 				if err != nil {
 					return nil, err
 				}
@@ -147,11 +166,12 @@ func newColdWriter(dir string, seg uint64) (*coldWriter, error) {
 	return w, nil
 }
 
-// chunk writes one chunk of an hour in a 'T' frame, encoded by enc, and
-// returns where it is in the file.
-func (w *coldWriter) chunk(hour int64, enc func([]byte) []byte) (chunkAt, error) {
+// chunk writes one chunk of an hour in a 'T' frame (of a day's user rollup
+// in a 'U' frame: kind), encoded by enc, and returns where it is in the
+// file.
+func (w *coldWriter) chunk(kind byte, hour int64, enc func([]byte) []byte) (chunkAt, error) {
 	at := w.at()
-	w.frame(frameTable)
+	w.frame(kind)
 	w.buf = putVarint(w.buf, hour)
 	pos := len(w.buf)
 	w.buf = enc(w.buf)

@@ -41,8 +41,9 @@ func coldLive(tb testing.TB, s *Store) map[uint64]int64 {
 	defer s.mu.RUnlock()
 	live := map[uint64]int64{}
 	for _, p := range s.st.days {
-		for _, t := range p.hours {
-			if t == nil || t.packed == nil {
+		for pt := range p.packable {
+			t := pt.t
+			if t.packed == nil {
 				continue
 			}
 			src := t.packedSrc
@@ -112,7 +113,7 @@ func TestColdFiles(t *testing.T) {
 
 	s = openTest(t, dir, Options{CheckpointBytes: 4 << 10})
 	if packed, cold := coldCounts(s); packed != cold || cold == 0 {
-		t.Errorf("after a restart %d of %d hourly tables of cold days are packed, want all", packed, cold)
+		t.Errorf("after a restart %d of %d packable tables of cold days are packed, want all", packed, cold)
 	}
 	checkAll(t, s, m.Events(), g)
 	if _, err := os.Stat(stray); !os.IsNotExist(err) {
@@ -135,42 +136,45 @@ func TestColdFiles(t *testing.T) {
 			t.Errorf("packed tables refer to %s, which is gone", coldName(n))
 		}
 	}
-	// The snapshot refers to every hour in a cold file, and holds no row
-	// of one.
-	inline, refs := snapshotHours(t, dir)
-	var inCold int
+	// The snapshot refers to every hour and user rollup in a cold file,
+	// and holds no row of one.
+	inline, refs := snapshotTables(t, dir)
+	var inCold, users int
 	s.mu.RLock()
 	for _, p := range s.st.days {
-		for h, tb := range p.hours {
-			if tb == nil || tb.packed == nil || tb.packedSrc.coldSeg == 0 {
+		for pt := range p.packable {
+			if pt.t.packed == nil || pt.t.packedSrc.coldSeg == 0 {
 				continue
 			}
 			inCold++
-			hour := p.day*24 + int64(h)
-			if !refs[hour] || inline[hour] {
-				t.Errorf("hour %d is in a cold file: the snapshot refers to it %v, holds its rows %v", hour, refs[hour], inline[hour])
+			if pt.kind == frameUsers {
+				users++
+			}
+			id := snapTableID{pt.kind, pt.hour}
+			if !refs[id] || inline[id] {
+				t.Errorf("%c %d is in a cold file: the snapshot refers to it %v, holds its rows %v", pt.kind, pt.hour, refs[id], inline[id])
 			}
 		}
 	}
 	s.mu.RUnlock()
-	if inCold == 0 || len(refs) != inCold {
-		t.Errorf("the snapshot refers to %d hours, and %d are in cold files", len(refs), inCold)
+	if users == 0 || len(refs) != inCold {
+		t.Errorf("the snapshot refers to %d tables, and %d are in cold files, %d of them user rollups", len(refs), inCold, users)
 	}
 }
 
-// coldCounts reports how many hourly tables of days before the two newest
-// s holds, and how many of them are packed.
+// coldCounts reports how many hourly tables and user rollups of days before
+// the two newest s holds, and how many of them are packed.
 func coldCounts(s *Store) (packed, cold int) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	newest := s.st.days[len(s.st.days)-1].day
 	for _, p := range s.st.days {
-		for _, t := range p.hours {
-			if t == nil || p.day >= newest-1 {
+		for pt := range p.packable {
+			if p.day >= newest-1 {
 				continue
 			}
 			cold++
-			if t.packed != nil {
+			if pt.t.packed != nil {
 				packed++
 			}
 		}
@@ -178,9 +182,17 @@ func coldCounts(s *Store) (packed, cold int) {
 	return packed, cold
 }
 
-// snapshotHours returns the hours whose rows the newest snapshot in dir
-// holds ('T' frames) and those it refers to a cold file for ('P' frames).
-func snapshotHours(tb testing.TB, dir string) (inline, refs map[int64]bool) {
+// snapTableID names a packable table in a snapshot: the kind of its rows'
+// frames ('T' or 'U') and its hour (or day).
+type snapTableID struct {
+	kind byte
+	hour int64
+}
+
+// snapshotTables returns the hours and user rollups whose rows the newest
+// snapshot in dir holds ('T' and 'U' frames) and those it refers to a cold
+// file for ('P' and 'V' frames).
+func snapshotTables(tb testing.TB, dir string) (inline, refs map[snapTableID]bool) {
 	tb.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -196,19 +208,19 @@ func snapshotHours(tb testing.TB, dir string) (inline, refs map[int64]bool) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	inline, refs = map[int64]bool{}, map[int64]bool{}
+	inline, refs = map[snapTableID]bool{}, map[snapTableID]bool{}
 	for len(data) > 0 {
 		var payload []byte
 		if payload, data, err = nextFrame(data); err != nil {
 			tb.Fatal(err)
 		}
 		d := decoder{b: payload}
-		switch d.byte() {
-		case frameTable:
-			inline[d.varint()] = true
-		case frameRef:
+		switch kind := d.byte(); kind {
+		case frameTable, frameUsers:
+			inline[snapTableID{kind, d.varint()}] = true
+		case frameRef, frameUsersRef:
 			d.uvarint()
-			refs[d.varint()] = true
+			refs[snapTableID{rowsFrame[kind], d.varint()}] = true
 		}
 	}
 	return inline, refs

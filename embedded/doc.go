@@ -15,7 +15,12 @@
 //     user, template, method): what queries that group by user, and the
 //     hours of days an interval cuts, read;
 //   - the slim rollup of the whole day, without the user: what most queries
-//     (whole days, not grouped by user) read, with far fewer rows.
+//     (whole days, not grouped by user) read, with far fewer rows;
+//   - the user rollup of the whole day, keyed by organization and user only:
+//     what queries of whole days grouped by user (and by nothing else but
+//     the organization, with no filter on clients, templates or methods)
+//     read, one row per user of the day instead of one per user, client,
+//     template, method and hour.
 //
 // A rollup is parallel slices of keys and counters, scanned sequentially by
 // queries, plus a hash index used only to update it, built lazily, and
@@ -33,7 +38,7 @@
 // sorted rows, which queries read whole until the writer freezes the
 // rollup again. Open freezes every rollup it recovers.
 //
-// Frozen hourly rollups are then packed (packed.go) once a checkpoint has
+// Frozen hourly and user rollups are then packed (packed.go) once a checkpoint has
 // written them to its cold file (cold.go): kept in the column encoding of
 // the files (about 8 bytes a row instead of 44), one organization a chunk,
 // which queries of that organization decode into scratch and restarts keep
@@ -76,9 +81,9 @@
 // deltas, all varint-encoded (see wal.go). The snapshot numbered N holds the
 // state of every segment numbered below N: the dictionary, client names,
 // remembered keys and ids, the slim daily rollups and the hourly rollups of
-// the two newest days column by column (see snapshot.go), and for every
-// older hour where its rows are in a cold file: a checkpoint writes only
-// the hours it packs, to a cold file of its own, so that its cost follows
+// and user rollups of the two newest days column by column (see
+// snapshot.go), and for every older hour and user rollup where its rows
+// are in a cold file: a checkpoint writes only the rollups it packs, to a cold file of its own, so that its cost follows
 // the warm state, not everything recorded. Frozen rollups are written in
 // their sorted order, so that loading them needs no sort.
 //

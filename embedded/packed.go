@@ -14,7 +14,7 @@ import (
 // hourly rollups, one row per user and hour, are nearly one row per event);
 // held as a checkpoint writes them, ids column by column as uvarints and
 // counters with a mask, they take about 8. So the hourly tables of days
-// before the two newest are kept packed once a checkpoint has written them
+// before the two newest, and those days' user rollups, are kept packed once a checkpoint has written them
 // to its cold file (see cold.go): the checkpoint tells where it wrote
 // them, and the writer swaps slices of the cold file, mapped (see
 // mappedFile), in for the rows if the table has not changed since. Later
@@ -25,8 +25,8 @@ import (
 // Queries decode a packed table into scratch they reuse; the writer unpacks
 // a table for good before it changes it (a late event).
 
-// packedChunk is the payload of one 'T' frame (of a cold file, or of a
-// snapshot of the first version) after its hour: uvarint
+// packedChunk is the payload of one 'T' or 'U' frame (of a cold file, or of
+// a snapshot) after its hour or day: uvarint
 // n, then n org, client, user, template and method ids (uvarints, column by
 // column), then n counters (putCnt). Chunks hold at most maxChunk rows.
 type packedChunk []byte

@@ -98,7 +98,7 @@ func TestPackedTables(t *testing.T) {
 	// is packed, as the snapshot wrote it or as it was in its cold file.
 	s = openTest(t, dir, Options{CheckpointBytes: 4 << 10})
 	if packed, cold := coldCounts(s); packed != cold || cold == 0 {
-		t.Errorf("after a restart %d of %d hourly tables of cold days are packed, want all", packed, cold)
+		t.Errorf("after a restart %d of %d packable tables of cold days are packed, want all", packed, cold)
 	}
 	checkAll(t, s, m.Events(), g)
 	storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: daysOfEvents(g, end.Add(-5*24*time.Hour), 3, 300)})

@@ -18,13 +18,15 @@ import (
 // the maps rebuilt from nothing each batch spent their time growing and
 // clearing new buckets, and on a VM every first touch of a page faults.
 type batchScratch struct {
-	ids       []uint32 // numFields dictionary ids per event
-	deltas    []delta
-	index     deltaIndex
-	slim      []delta
-	slimIndex deltaIndex
-	evIDs     []idEvent
-	names     []nameAt
+	ids        []uint32 // numFields dictionary ids per event
+	deltas     []delta
+	index      deltaIndex
+	slim       []delta
+	slimIndex  deltaIndex
+	users      []delta
+	usersIndex deltaIndex
+	evIDs      []idEvent
+	names      []nameAt
 	// nameOf is, by client id, 1 + the index in names of the name the
 	// batch gives that client, or 0: all zero between batches.
 	nameOf []int32
@@ -62,7 +64,7 @@ func (s *Store) release(p *prepared) {
 	if len(p.deltas) > maxScratchEvents || len(p.ids) > maxScratchEvents || cap(sc.ids) > numFields*maxScratchEvents {
 		return
 	}
-	sc.deltas, sc.slim, sc.names = p.deltas[:0], p.slim[:0], p.names[:0]
+	sc.deltas, sc.slim, sc.users, sc.names = p.deltas[:0], p.slim[:0], p.users[:0], p.names[:0]
 	clear(p.ids) // they hold the caller's event ids
 	sc.evIDs = p.ids[:0]
 	select {
@@ -71,10 +73,11 @@ func (s *Store) release(p *prepared) {
 	}
 }
 
-// addDelta adds c to the batch's delta of the hourly row rk and to its delta
-// of the slim daily row. Aggregating the slim deltas here, in the Append
-// goroutines, leaves the single writer one update of the (large, cache-cold)
-// daily table per distinct slim row instead of one per hourly row.
+// addDelta adds c to the batch's delta of the hourly row rk and to its deltas
+// of the slim and user daily rows. Aggregating the daily deltas here, in the
+// Append goroutines, leaves the single writer one update of each (large,
+// cache-cold) daily table per distinct daily row instead of one per hourly
+// row.
 func (p *prepared) addDelta(rk rowKey, c cnt) {
 	if i := p.index.slot(p.deltas, rk.hour, rk.k); *i != 0 {
 		p.deltas[*i-1].c.add(c)
@@ -82,9 +85,16 @@ func (p *prepared) addDelta(rk rowKey, c cnt) {
 		p.deltas = append(p.deltas, delta{hour: rk.hour, k: rk.k, c: c})
 		*i = int32(len(p.deltas))
 	}
-	k := rk.k
-	k.user = 0
 	day := floorDiv(rk.hour, 24)
+	k := usersKey(rk.k)
+	if i := p.usersIndex.slot(p.users, day, k); *i != 0 {
+		p.users[*i-1].c.add(c)
+	} else {
+		p.users = append(p.users, delta{hour: day, k: k, c: c})
+		*i = int32(len(p.users))
+	}
+	k = rk.k
+	k.user = 0
 	if i := p.slimIndex.slot(p.slim, day, k); *i != 0 {
 		p.slim[*i-1].c.add(c)
 	} else {
@@ -142,22 +152,25 @@ func (x *deltaIndex) slot(deltas []delta, hour int64, k key) *int32 {
 func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error) {
 	sc := s.getBatchScratch()
 	p := &prepared{
-		ctx:       ctx,
-		key:       b.IdempotencyKey,
-		accepted:  len(b.Events),
-		deltas:    sc.deltas[:0],
-		index:     &sc.index,
-		slim:      sc.slim[:0],
-		slimIndex: &sc.slimIndex,
-		ids:       sc.evIDs[:0],
-		names:     sc.names[:0],
-		sc:        sc,
-		done:      make(chan error, 1),
+		ctx:        ctx,
+		key:        b.IdempotencyKey,
+		accepted:   len(b.Events),
+		deltas:     sc.deltas[:0],
+		index:      &sc.index,
+		slim:       sc.slim[:0],
+		slimIndex:  &sc.slimIndex,
+		users:      sc.users[:0],
+		usersIndex: &sc.usersIndex,
+		ids:        sc.evIDs[:0],
+		names:      sc.names[:0],
+		sc:         sc,
+		done:       make(chan error, 1),
 	}
 	// Every event makes at most one delta of each kind, here or, for
 	// those with an id, in the writer.
 	sc.index.reset(len(b.Events))
 	sc.slimIndex.reset(len(b.Events))
+	sc.usersIndex.reset(len(b.Events))
 	const fields = numFields
 	ids := slices.Grow(sc.ids[:0], fields*len(b.Events))[:fields*len(b.Events)]
 	sc.ids = ids

@@ -89,9 +89,12 @@ func (g *groups) add(x group) int32 {
 }
 
 // Query answers q from the rollups. Days wholly inside the interval come from
-// the slim daily rollup unless the query groups by user; the hours of days
-// cut by the interval (and every hour, when grouping by user) come from the
-// hourly rollup. Buckets of every granularity are whole UTC days, so a day's
+// a daily rollup where one can answer: the user rollup when the query groups
+// by nothing but organization and user and filters on neither clients,
+// templates nor methods (and it is the smaller, unless grouping by user),
+// else the slim rollup unless the query groups by user. The hours of days
+// cut by the interval, and of whole days no daily rollup answers for, come
+// from the hourly rollup. Buckets of every granularity are whole UTC days, so a day's
 // rows all land in one bucket.
 //
 // A query at Day that groups by client, template and method but not user
@@ -152,6 +155,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		}
 	}
 	needUser := mask.user != 0
+	// byUser is whether the user rollups can answer: they keep only
+	// organizations and users.
+	byUser := mask.client == 0 && mask.tmpl == 0 && mask.method == 0 && !clients.on && !methods.on && !tmpls.on
 	flt := filters{orgs: orgs, clients: clients, methods: methods, tmpls: tmpls}
 	sc := s.getScratch()
 	defer s.putScratch(sc)
@@ -175,9 +181,9 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		return rows, nil
 	}
 
-	// The days to read, each with its bucket and which table to read: the
-	// slim rollup for whole days when not grouping by user, the hours
-	// within the interval otherwise.
+	// The days to read, each with its bucket and which tables to read: a
+	// daily rollup for whole days, as said above, the hours within the
+	// interval otherwise.
 	var buckets []time.Time
 	plan := sc.plan[:0]
 	var planRows int
@@ -190,7 +196,14 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		}
 		h0 := p.day * 24
 		d := dayPlan{p: p, bucket: int32(len(buckets) - 1), lo: max(first-h0, 0), hi: min(end-h0, 24)}
-		d.slim = !needUser && d.lo == 0 && d.hi == 24
+		if d.lo == 0 && d.hi == 24 {
+			switch slim := &p.slim; {
+			case byUser && (needUser || p.users.rows() < slim.rows()):
+				d.daily = &p.users
+			case !needUser:
+				d.daily = slim
+			}
+		}
 		d.rows = d.estimate()
 		planRows += d.rows
 		plan = append(plan, d)

@@ -32,13 +32,19 @@ import (
 //	'S' varint day, uvarint n, then the columns of 'T' but the user's: the
 //	    slim daily rollup, stored although it could be derived from the
 //	    hourly one, because rebuilding it was most of the time a restart took
+//	'U' varint day, then as 'T': the user rollup of the day (since
+//	    version 3; Open derives it from the hours of an older snapshot)
+//	'V' as 'P', with the day for the hour: the day's user rollup is the
+//	    'U' frames of that range (since version 3)
 //	'E' (nothing): the end; a snapshot without it is incomplete
 //
 // Big sections are split over several frames (maxChunk items) so
 // that neither writing nor reading needs one huge buffer.
 const (
-	snapMagic   = "apiusage snapshot"
-	snapVersion = 2 // 1 had packed hours as 'T' frames in the snapshot
+	snapMagic = "apiusage snapshot"
+	// 1 had packed hours as 'T' frames in the snapshot, 2 no user
+	// rollups.
+	snapVersion = 3
 	maxChunk    = 1 << 16
 )
 
@@ -50,6 +56,7 @@ const (
 	frameIDs        = 'I'
 	frameTable      = 'T'
 	frameSlim       = 'S'
+	frameUsers      = 'U'
 	frameEnd        = 'E'
 )
 
@@ -83,7 +90,8 @@ type snapKey struct {
 // the writer encodes it one organization a chunk and tells where it wrote
 // them, for the table, as of change gen, to be packed into them.
 type snapTable struct {
-	hour   int64
+	kind   byte  // the frame kind of its rows
+	hour   int64 // or day, for a daily rollup
 	keys   []key
 	cnts   []cnt
 	packed []packedChunk
@@ -125,17 +133,14 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 	warm := s.st.warmFrom()
 	for _, p := range s.st.days {
 		cold := p.day < warm
-		for h, t := range p.hours {
-			if t == nil {
-				continue
-			}
-			hour := p.day*24 + int64(h)
+		for pt := range p.packable {
+			t, hour, kind := pt.t, pt.hour, pt.kind
 			if t.packed != nil {
-				snap.tables = append(snap.tables, snapTable{hour: hour, packed: t.packed, src: t.packedSrc, at: t.packedAt, from: t})
+				snap.tables = append(snap.tables, snapTable{kind: kind, hour: hour, packed: t.packed, src: t.packedSrc, at: t.packedAt, from: t})
 				continue
 			}
 			n := len(t.keys)
-			st := snapTable{hour: hour, keys: t.keys[:n:n], cnts: t.cnts[:n:n]}
+			st := snapTable{kind: kind, hour: hour, keys: t.keys[:n:n], cnts: t.cnts[:n:n]}
 			t.shared = true
 			if cold {
 				t.index = nil
@@ -146,7 +151,7 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 			snap.tables = append(snap.tables, st)
 		}
 		n := len(p.slim.keys)
-		snap.slims = append(snap.slims, snapTable{hour: p.day, keys: p.slim.keys[:n:n], cnts: p.slim.cnts[:n:n]})
+		snap.slims = append(snap.slims, snapTable{kind: frameSlim, hour: p.day, keys: p.slim.keys[:n:n], cnts: p.slim.cnts[:n:n]})
 		p.slim.shared = true
 		if cold {
 			p.slim.index = nil
@@ -247,10 +252,10 @@ func (snap *snapshot) write(dir string) (size int64, err error) {
 			return 0, err
 		}
 	}
-	writeTables := func(kind byte, tables []snapTable) error {
+	writeTables := func(tables []snapTable) error {
 		for _, t := range tables {
 			if t.ref.seg != 0 {
-				fw.frame(frameRef)
+				fw.frame(refFrame[t.kind])
 				fw.buf = putUvarint(fw.buf, t.ref.seg)
 				fw.buf = putVarint(fw.buf, t.hour)
 				fw.buf = putUvarint(fw.buf, uint64(t.ref.lo))
@@ -266,9 +271,9 @@ func (snap *snapshot) write(dir string) (size int64, err error) {
 			}
 			for i := 0; i < len(t.keys); i += maxChunk {
 				end := min(i+maxChunk, len(t.keys))
-				fw.frame(kind)
+				fw.frame(t.kind)
 				fw.buf = putVarint(fw.buf, t.hour)
-				fw.buf = appendRows(fw.buf, t.keys[i:end], t.cnts[i:end], kind == frameTable)
+				fw.buf = appendRows(fw.buf, t.keys[i:end], t.cnts[i:end], t.kind != frameSlim)
 				if err := fw.flush(); err != nil {
 					return err
 				}
@@ -276,10 +281,10 @@ func (snap *snapshot) write(dir string) (size int64, err error) {
 		}
 		return nil
 	}
-	if err := writeTables(frameTable, snap.tables); err != nil {
+	if err := writeTables(snap.tables); err != nil {
 		return 0, err
 	}
-	if err := writeTables(frameSlim, snap.slims); err != nil {
+	if err := writeTables(snap.slims); err != nil {
 		return 0, err
 	}
 	fw.frame(frameEnd)
@@ -322,6 +327,7 @@ func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err 
 	defer colds.done()
 	var buf []byte
 	seenHeader := false
+	var version uint64
 	var tl *tableLoader
 	defer func() {
 		if tl != nil {
@@ -341,16 +347,16 @@ func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err 
 		if !seenHeader && kind != frameHeaderKind {
 			return nil, fmt.Errorf("no snapshot header")
 		}
-		if kind == frameTable || kind == frameSlim || kind == frameRef {
+		if tableFrame(kind) {
 			if tl == nil {
 				tl = s.startTableLoader()
 			}
-			if kind == frameRef {
-				if err := colds.load(&d, tl); err != nil {
+			if kind == frameRef || kind == frameUsersRef {
+				if err := colds.load(&d, tl, kind); err != nil {
 					return nil, fmt.Errorf("frame %q: %w", kind, err)
 				}
 			} else {
-				tl.add(d.b, kind == frameSlim, m, coldRange{})
+				tl.add(d.b, kind, m, coldRange{})
 			}
 			// Frames still being checked may lose pages too: they read
 			// them back.
@@ -373,6 +379,7 @@ func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err 
 			if magic != snapMagic || v < 1 || v > snapVersion {
 				return nil, fmt.Errorf("not a snapshot of a known version")
 			}
+			version = v
 			d.uvarint() // the segment number, which the file name also has
 			d.varint()
 			seenHeader = true
@@ -429,6 +436,10 @@ func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err 
 				s.logged[f] = len(s.dict.strs[f])
 			}
 			s.st.last = nil
+			if version < 3 {
+				s.st.deriveUsers()
+			}
+			s.oldSnap = version < snapVersion
 			m.evict(evicted, len(m.b))
 			refs = map[uint64]bool{}
 			for seg := range colds.files {
@@ -462,13 +473,15 @@ func (cs *coldLoader) done() {
 	}
 }
 
-// load loads the hour a 'P' frame refers to: it checks the range is whole
-// frames of the cold file, each a 'T' frame of the hour, and gives them to
-// tl. Hours come in time order, and a cold file holds the hours one
+// load loads the hour a 'P' frame refers to, or the user rollup a 'V'
+// frame does (ref is the frame's kind): it checks the range is whole frames
+// of the cold file, each a 'T' frame of the hour ('U' of the day), and
+// gives them to tl. Hours come in time order, and a cold file holds the hours one
 // checkpoint packed, mostly consecutive: the pages of the file referred to
 // before, all read to be checked, are let go once the references move on
 // to another.
-func (cs *coldLoader) load(d *decoder, tl *tableLoader) error {
+func (cs *coldLoader) load(d *decoder, tl *tableLoader, ref byte) error {
+	kind := rowsFrame[ref]
 	seg, hour, lo, hi := d.uvarint(), d.varint(), d.uvarint(), d.uvarint()
 	if d.err != nil || len(d.b) != 0 {
 		return errCorrupt
@@ -496,19 +509,20 @@ func (cs *coldLoader) load(d *decoder, tl *tableLoader) error {
 		}
 		data = rest
 		f := decoder{b: payload}
-		if f.byte() != frameTable || f.varint() != hour || f.err != nil {
+		if f.byte() != kind || f.varint() != hour || f.err != nil {
 			return fmt.Errorf("%s: a frame of the range is not of the hour", coldName(seg))
 		}
-		tl.add(payload[1:], false, c, coldRange{int64(lo), int64(hi)})
+		tl.add(payload[1:], kind, c, coldRange{int64(lo), int64(hi)})
 	}
 	return nil
 }
 
-// tableChunk is the rows of one 'T' or 'S' frame: decoded for the slim
-// rollup, checked and kept packed (a slice of the frame) for an hour.
+// tableChunk is the rows of one 'T', 'S' or 'U' frame: decoded for the
+// slim rollup, checked and kept packed (a slice of the frame) for an hour
+// or a user rollup.
 type tableChunk struct {
-	slim   bool
-	hour   int64 // the day, for a slim rollup
+	kind   byte  // the frame's
+	hour   int64 // the day, for a daily rollup
 	keys   []key
 	cnts   []cnt
 	packed packedChunk
@@ -517,13 +531,14 @@ type tableChunk struct {
 	err    error
 }
 
-// decodeTable decodes an 'S' frame after its kind byte, or checks a 'T'
-// frame, whose rows stay packed, checking ids against the dictionary sizes
-// nstr in both; scratch is the calling worker's, for the check. It only
-// reads, so that frames decode in parallel (see tableLoader).
-func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32, scratch *columns) tableChunk {
+// decodeTable decodes an 'S' frame after its kind byte, or checks a 'T' or
+// 'U' frame, whose rows stay packed, checking ids against the dictionary
+// sizes nstr in both; scratch is the calling worker's, for the check. It
+// only reads, so that frames decode in parallel (see tableLoader).
+func decodeTable(payload []byte, kind byte, nstr *[numFields]uint32, scratch *columns) tableChunk {
 	d := decoder{b: payload}
-	c := tableChunk{slim: slim, hour: d.varint()}
+	slim := kind == frameSlim
+	c := tableChunk{kind: kind, hour: d.varint()}
 	if !slim && d.err == nil {
 		// An hour's rows stay packed (see packed.go): checked, not decoded.
 		chunk := packedChunk(d.b)
@@ -576,16 +591,20 @@ func decodeTable(payload []byte, slim bool, nstr *[numFields]uint32, scratch *co
 	return c
 }
 
-// addChunk appends decoded rows to their hour, or to their day's slim
-// rollup, without building an index: most tables are never written again.
+// addChunk appends decoded rows to their hour, or to their day's slim or
+// user rollup, without building an index: most tables are never written
+// again.
 func (s *Store) addChunk(c tableChunk, src *mappedFile, at coldRange) {
 	var t *table
-	if c.slim {
+	switch c.kind {
+	case frameSlim:
 		t = &s.st.part(c.hour).slim
 		for i := range c.keys {
 			s.st.noteClient(c.keys[i].client, c.keys[i].org)
 		}
-	} else {
+	case frameUsers:
+		t = &s.st.part(c.hour).users
+	default:
 		day := floorDiv(c.hour, 24)
 		p := s.st.part(day)
 		h := c.hour - day*24
@@ -593,6 +612,8 @@ func (s *Store) addChunk(c tableChunk, src *mappedFile, at coldRange) {
 			p.hours[h] = new(table)
 		}
 		t = p.hours[h]
+	}
+	if c.kind != frameSlim {
 		if c.packed != nil && t.keys == nil {
 			t.packed = append(t.packed, c.packed)
 			t.packedOrg = append(t.packedOrg, c.org)
@@ -601,7 +622,7 @@ func (s *Store) addChunk(c tableChunk, src *mappedFile, at coldRange) {
 			return
 		}
 		if c.packed != nil {
-			// Not what this package's snapshots hold (an hour's rows are
+			// Not what this package's snapshots hold (a table's rows are
 			// all packed or none), but readable all the same.
 			var cols columns
 			var err error
@@ -633,7 +654,7 @@ type tableLoader struct {
 
 type tableJob struct {
 	payload []byte
-	slim    bool
+	kind    byte
 	src     *mappedFile // the file payload is a slice of
 	at      coldRange   // where its hour's frames are in src, a cold file
 	out     chan tableChunk
@@ -653,7 +674,7 @@ func (s *Store) startTableLoader() *tableLoader {
 		go func() {
 			var cols columns // this worker's scratch for checking chunks
 			for j := range l.jobs {
-				j.out <- decodeTable(j.payload, j.slim, &l.nstr, &cols)
+				j.out <- decodeTable(j.payload, j.kind, &l.nstr, &cols)
 			}
 		}()
 	}
@@ -676,8 +697,8 @@ func (s *Store) startTableLoader() *tableLoader {
 // add decodes a table frame's payload (after its kind byte): a slice of
 // src, a mapped snapshot or cold file, which packed chunks keep; at is
 // where the hour's frames are in a cold file.
-func (l *tableLoader) add(payload []byte, slim bool, src *mappedFile, at coldRange) {
-	j := &tableJob{payload: payload, slim: slim, src: src, at: at, out: make(chan tableChunk, 1)}
+func (l *tableLoader) add(payload []byte, kind byte, src *mappedFile, at coldRange) {
+	j := &tableJob{payload: payload, kind: kind, src: src, at: at, out: make(chan tableChunk, 1)}
 	l.order <- j
 	l.jobs <- j
 }
@@ -801,7 +822,7 @@ func (s *Store) checkpointDone(res checkpointResult) {
 // Open replays no WAL. After a failed WAL write it writes none: the state then
 // remembers ids and keys of batches that were refused.
 func (s *Store) finalCheckpoint() error {
-	if s.broken != nil || s.walSize == 0 {
+	if s.broken != nil || s.walSize == 0 && !s.oldSnap {
 		return s.wal.Close()
 	}
 	snap := s.cloneState(s.seg+1, s.now().UnixNano())

@@ -97,6 +97,11 @@ type Store struct {
 	ckFailed  int64        // walSize at the last failed checkpoint, to back off
 	ckCovered int64        // walSize the running checkpoint covers
 	lastSnap  atomic.Int64 // size of the newest snapshot, in bytes
+	// oldSnap is set when the snapshot Open loaded is of an older
+	// version: the writer checkpoints at its first turn, and Close even
+	// with nothing written, so that the state derived from it is not
+	// derived again at every Open.
+	oldSnap bool
 
 	// packBits bounds the packed sort keys of queries, and maxDense the
 	// dense arrays they find groups in: 64 and maxDenseSlots, but in tests
@@ -300,9 +305,12 @@ type prepared struct {
 	// the day.
 	slim      []delta
 	slimIndex *deltaIndex
-	ids       []idEvent
-	names     []nameAt
-	size      int // an upper bound of its encoded size, dictionary included
+	// users are the deltas of the user rollup, their hour field the day.
+	users      []delta
+	usersIndex *deltaIndex
+	ids        []idEvent
+	names      []nameAt
+	size       int // an upper bound of its encoded size, dictionary included
 	// sc lends the slices and maps above; Append gives it back once the
 	// writer has answered.
 	sc *batchScratch
@@ -360,7 +368,8 @@ func (s *Store) writer() {
 		// the configured bound: a snapshot rewrites the whole state, so
 		// its cost stays proportional to what was appended since the last.
 		bound := max(s.ckBytes, s.lastSnap.Load()/2)
-		if s.broken == nil && !s.ckRunning && s.walSize >= bound && s.walSize-s.ckFailed >= bound/2 {
+		if s.broken == nil && !s.ckRunning && (s.oldSnap || s.walSize >= bound && s.walSize-s.ckFailed >= bound/2) {
+			s.oldSnap = false
 			s.startCheckpoint()
 		} else if s.broken == nil && !s.ckRunning && s.st.newDay && s.walSize-s.ckFailed >= s.ckBytes/16 {
 			// A new day began, and the days that went cold may hold many
@@ -486,6 +495,9 @@ func (st *state) applyPrepared(p *prepared) int {
 	}
 	for _, d := range p.slim {
 		st.addDay(d)
+	}
+	for _, d := range p.users {
+		st.addUsers(d)
 	}
 	for _, n := range p.names {
 		st.names[n.client] = n.name

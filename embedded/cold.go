@@ -116,7 +116,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		} else {
 			p = packResult{t: t.pack, gen: t.gen, rows: len(t.keys)}
 			for org, r := range orgChunks(t.orgs) {
-				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], true) })
+				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], omitsOf(t.kind)) })
 				if err != nil {
 					return nil, err
 				}

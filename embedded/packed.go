@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"math/bits"
 	"slices"
 )
 
@@ -28,29 +29,44 @@ import (
 // packedChunk is the payload of one 'T' or 'U' frame (of a cold file, or of
 // a snapshot) after its hour or day: uvarint
 // n, then n org, client, user, template and method ids (uvarints, column by
-// column), then n counters (putCnt). Chunks hold at most maxChunk rows.
+// column; a 'U' frame has only the org and user columns), then n counters
+// (putCnt). Chunks hold at most maxChunk rows.
 type packedChunk []byte
 
-// appendRows appends the chunk encoding of keys and cnts to b. The slim
-// rollup's chunks ('S' frames) leave the user column out.
-func appendRows(b []byte, keys []key, cnts []cnt, withUser bool) []byte {
+// omitted is the id columns a rollup's rows do not have (always 0 in them),
+// which its chunks leave out: a bit per field (1<<fUser, ...). Hours have
+// every column; the zero value is theirs.
+type omitted uint8
+
+const (
+	// slimOmits is what the slim rollup's rows ('S' frames) do not have.
+	slimOmits omitted = 1 << fUser
+	// usersOmits is what the user rollup's rows ('U' frames) do not have.
+	usersOmits omitted = 1<<fClient | 1<<fTmpl | 1<<fMethod
+)
+
+// omitsOf returns what the rows of frames of kind do not have.
+func omitsOf(kind byte) omitted {
+	switch kind {
+	case frameSlim:
+		return slimOmits
+	case frameUsers:
+		return usersOmits
+	}
+	return 0
+}
+
+// appendRows appends the chunk encoding of keys and cnts to b, without the
+// columns of omit.
+func appendRows(b []byte, keys []key, cnts []cnt, omit omitted) []byte {
 	b = putUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
-		b = putUvarint(b, uint64(k.org))
-	}
-	for _, k := range keys {
-		b = putUvarint(b, uint64(k.client))
-	}
-	if withUser {
-		for _, k := range keys {
-			b = putUvarint(b, uint64(k.user))
+	for f := range fName {
+		if omit&(1<<f) != 0 {
+			continue
 		}
-	}
-	for _, k := range keys {
-		b = putUvarint(b, uint64(k.tmpl))
-	}
-	for _, k := range keys {
-		b = putUvarint(b, uint64(k.method))
+		for i := range keys {
+			b = putUvarint(b, uint64(fieldOf(&keys[i], f)))
+		}
 	}
 	for _, c := range cnts {
 		b = putCnt(b, c)
@@ -81,16 +97,16 @@ func readColumn(b []byte, col []uint32, lim uint32) (rest []byte, ok bool) {
 // columns is scratch for the id columns of one chunk.
 type columns [numFields - 1][]uint32
 
-// read reads the id columns of a chunk of n rows (without the user's when
-// withUser is false, leaving it zero) and returns the rest: the counters.
-func (cols *columns) read(b []byte, n int, withUser bool, limits *[numFields]uint32) ([]byte, bool) {
+// read reads the id columns of a chunk of n rows (without those of omit,
+// left zero) and returns the rest: the counters.
+func (cols *columns) read(b []byte, n int, omit omitted, limits *[numFields]uint32) ([]byte, bool) {
 	ok := true
 	for f := range cols {
 		if cap(cols[f]) < n {
 			cols[f] = make([]uint32, n, max(n, 1024))
 		}
 		cols[f] = cols[f][:n]
-		if f == fUser && !withUser {
+		if omit&(1<<f) != 0 {
 			clear(cols[f])
 			continue
 		}
@@ -101,11 +117,11 @@ func (cols *columns) read(b []byte, n int, withUser bool, limits *[numFields]uin
 	return b, true
 }
 
-// chunkHeader reads a chunk's row count.
-func chunkHeader(c packedChunk) (n int, rest []byte, err error) {
+// chunkHeader reads the row count of a chunk without the columns of omit.
+func chunkHeader(c packedChunk, omit omitted) (n int, rest []byte, err error) {
 	v, w := binary.Uvarint(c)
-	// Every row takes at least one byte a column and two of counters.
-	if w <= 0 || v > uint64(len(c)/6) {
+	// Every row takes at least a byte a column it has and two of counters.
+	if minRow := 5 - bits.OnesCount8(uint8(omit)) + 2; w <= 0 || v > uint64(len(c)/minRow) {
 		return 0, nil, errCorrupt
 	}
 	return int(v), c[w:], nil
@@ -114,12 +130,12 @@ func chunkHeader(c packedChunk) (n int, rest []byte, err error) {
 // decodeRows appends the rows of a chunk to keys and cnts, using cols as
 // scratch. Every id is checked against limits (the dictionaries' sizes), so
 // that a damaged chunk is an error, never an index out of range later.
-func decodeRows(c packedChunk, withUser bool, limits *[numFields]uint32, cols *columns, keys []key, cnts []cnt) ([]key, []cnt, error) {
-	n, b, err := chunkHeader(c)
+func decodeRows(c packedChunk, omit omitted, limits *[numFields]uint32, cols *columns, keys []key, cnts []cnt) ([]key, []cnt, error) {
+	n, b, err := chunkHeader(c, omit)
 	if err != nil {
 		return keys, cnts, err
 	}
-	b, ok := cols.read(b, n, withUser, limits)
+	b, ok := cols.read(b, n, omit, limits)
 	if !ok {
 		return keys, cnts, errCorrupt
 	}
@@ -143,12 +159,12 @@ func decodeRows(c packedChunk, withUser bool, limits *[numFields]uint32, cols *c
 // checkRows checks a chunk as decodeRows would, without keeping its rows,
 // and returns how many it holds and their organization (manyOrgs when they
 // are of several).
-func checkRows(c packedChunk, withUser bool, limits *[numFields]uint32, cols *columns) (n int, org uint32, err error) {
-	n, b, err := chunkHeader(c)
+func checkRows(c packedChunk, omit omitted, limits *[numFields]uint32, cols *columns) (n int, org uint32, err error) {
+	n, b, err := chunkHeader(c, omit)
 	if err != nil {
 		return 0, 0, err
 	}
-	b, ok := cols.read(b, n, withUser, limits)
+	b, ok := cols.read(b, n, omit, limits)
 	if !ok {
 		return 0, 0, errCorrupt
 	}
@@ -209,7 +225,7 @@ func (t *table) read(sc *scope, spans *[]span, rs *rowScratch, yield func(keys [
 			}
 		}
 		var err error
-		if rs.keys, rs.cnts, err = decodeRows(c, true, &rs.limits, &rs.cols, rs.keys[:0], rs.cnts[:0]); err != nil {
+		if rs.keys, rs.cnts, err = decodeRows(c, t.omit, &rs.limits, &rs.cols, rs.keys[:0], rs.cnts[:0]); err != nil {
 			return fmt.Errorf("packed rollup table: %w", err)
 		}
 		yield(rs.keys, rs.cnts)
@@ -236,7 +252,7 @@ func (t *table) unpack() {
 	var cols columns
 	for _, c := range t.packed {
 		var err error
-		if keys, cnts, err = decodeRows(c, true, &noLimits, &cols, keys, cnts); err != nil {
+		if keys, cnts, err = decodeRows(c, t.omit, &noLimits, &cols, keys, cnts); err != nil {
 			panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
 		}
 	}

@@ -114,37 +114,45 @@ func TestPackedTables(t *testing.T) {
 }
 
 // TestDecodeRows checks the chunk codec: what appendRows writes decodes to
-// the same rows, with and without the user column, and a chunk naming an id
-// past the dictionary, or cut short, or with bytes left over, is an error.
+// the same rows, with every column or without those a rollup does not have,
+// and a chunk naming an id past the dictionary, or cut short, or with bytes
+// left over, is an error.
 func TestDecodeRows(t *testing.T) {
 	keys := []key{{1, 2, 3, 4, 5}, {0, 200, 70000, 1, 0}, {3, 1, 0, 399, 5}}
 	cnts := []cnt{{1, 1, 0, 0, 0, 0}, {300, 100, 50, 120, 30, 7}, {1 << 31, 0, 0, 1 << 31, 0, 1 << 30}}
 	limits := [numFields]uint32{4, 201, 70001, 400, 6, 1}
-	for _, withUser := range []bool{true, false} {
-		chunk := packedChunk(appendRows(nil, keys, cnts, withUser))
+	for _, omit := range []omitted{0, slimOmits, usersOmits} {
+		chunk := packedChunk(appendRows(nil, keys, cnts, omit))
 		var cols columns
-		gotK, gotC, err := decodeRows(chunk, withUser, &limits, &cols, []key{{9, 9, 9, 9, 9}}, nil)
+		gotK, gotC, err := decodeRows(chunk, omit, &limits, &cols, []key{{9, 9, 9, 9, 9}}, nil)
 		if err != nil {
-			t.Fatalf("withUser=%v: %v", withUser, err)
+			t.Fatalf("omit=%b: %v", omit, err)
 		}
 		wantK := append([]key{{9, 9, 9, 9, 9}}, keys...)
-		if !withUser {
-			for i := range wantK[1:] {
-				wantK[1+i].user = 0
+		for i := range wantK[1:] {
+			for f := range fName {
+				if omit&(1<<f) != 0 {
+					*fieldPtr(&wantK[1+i], f) = 0
+				}
 			}
 		}
 		if !slices.Equal(gotK, wantK) || !slices.Equal(gotC, cnts) {
-			t.Errorf("withUser=%v: decoded %v %v, want %v %v", withUser, gotK, gotC, wantK, cnts)
+			t.Errorf("omit=%b: decoded %v %v, want %v %v", omit, gotK, gotC, wantK, cnts)
 		}
-		if n, org, err := checkRows(chunk, withUser, &limits, &cols); err != nil || n != len(keys) || org != manyOrgs {
+		if n, org, err := checkRows(chunk, omit, &limits, &cols); err != nil || n != len(keys) || org != manyOrgs {
 			t.Errorf("checkRows = %d, %d, %v; want %d rows of several organizations", n, org, err, len(keys))
 		}
-		one := packedChunk(appendRows(nil, keys[1:2], cnts[1:2], withUser))
-		if n, org, err := checkRows(one, withUser, &limits, &cols); err != nil || n != 1 || org != keys[1].org {
+		one := packedChunk(appendRows(nil, keys[1:2], cnts[1:2], omit))
+		if n, org, err := checkRows(one, omit, &limits, &cols); err != nil || n != 1 || org != keys[1].org {
 			t.Errorf("checkRows of one row = %d, %d, %v; want 1 row of organization %d", n, org, err, keys[1].org)
 		}
+		// The smallest row: a byte a column, two of counters.
+		small := packedChunk(appendRows(nil, keys[:1], []cnt{{total: 1}}, omit))
+		if n, _, err := checkRows(small, omit, &limits, &cols); err != nil || n != 1 {
+			t.Errorf("omit=%b: checkRows of the smallest row = %d, %v; want 1 row", omit, n, err)
+		}
 		tight := limits
-		tight[fTmpl] = 399
+		tight[fOrg] = 3
 		bad := map[string]packedChunk{
 			"id past the dictionary": chunk,
 			"cut short":              chunk[:len(chunk)-1],
@@ -156,15 +164,15 @@ func TestDecodeRows(t *testing.T) {
 			if name == "id past the dictionary" {
 				lim = &tight
 			}
-			k, cs, err := decodeRows(c, withUser, lim, &cols, nil, nil)
+			k, cs, err := decodeRows(c, omit, lim, &cols, nil, nil)
 			if !errors.Is(err, errCorrupt) {
-				t.Errorf("withUser=%v, %s: err %v, want errCorrupt", withUser, name, err)
+				t.Errorf("omit=%b, %s: err %v, want errCorrupt", omit, name, err)
 			}
 			if len(k) != 0 || len(cs) != 0 {
-				t.Errorf("withUser=%v, %s: %d rows kept of a bad chunk", withUser, name, len(k))
+				t.Errorf("omit=%b, %s: %d rows kept of a bad chunk", omit, name, len(k))
 			}
-			if _, _, err := checkRows(c, withUser, lim, &cols); !errors.Is(err, errCorrupt) {
-				t.Errorf("checkRows, withUser=%v, %s: err %v, want errCorrupt", withUser, name, err)
+			if _, _, err := checkRows(c, omit, lim, &cols); !errors.Is(err, errCorrupt) {
+				t.Errorf("checkRows, omit=%b, %s: err %v, want errCorrupt", omit, name, err)
 			}
 		}
 	}
@@ -262,7 +270,7 @@ func TestPackingStartsCheckpoints(t *testing.T) {
 // when it packs the table: one organization a chunk.
 func packChunks(keys []key, cnts []cnt, orgs []orgRange) (chunks []packedChunk, chunkOrgs []uint32) {
 	for org, r := range orgChunks(orgs) {
-		chunks = append(chunks, packedChunk(appendRows(nil, keys[r.lo:r.hi], cnts[r.lo:r.hi], true)))
+		chunks = append(chunks, packedChunk(appendRows(nil, keys[r.lo:r.hi], cnts[r.lo:r.hi], 0)))
 		chunkOrgs = append(chunkOrgs, org)
 	}
 	return chunks, chunkOrgs

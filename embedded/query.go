@@ -89,10 +89,12 @@ func (g *groups) add(x group) int32 {
 }
 
 // Query answers q from the rollups. Days wholly inside the interval come from
-// a daily rollup where one can answer: the user rollup when the query groups
-// by nothing but organization and user and filters on neither clients,
-// templates nor methods (and it is the smaller, unless grouping by user),
-// else the slim rollup unless the query groups by user. The hours of days
+// a daily rollup where one can answer: the slim rollup unless the query
+// groups by user, else the user rollup if the query groups by nothing else
+// but the organization and filters on neither clients, templates nor
+// methods. (Not grouping by user, the slim rollup is the one read even
+// where the user rollup has fewer rows: it is never packed, so its rows
+// are read as they are, where packed ones are decoded first.) The hours of days
 // cut by the interval, and of whole days no daily rollup answers for, come
 // from the hourly rollup. Buckets of every granularity are whole UTC days, so a day's
 // rows all land in one bucket.
@@ -197,11 +199,11 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 		h0 := p.day * 24
 		d := dayPlan{p: p, bucket: int32(len(buckets) - 1), lo: max(first-h0, 0), hi: min(end-h0, 24)}
 		if d.lo == 0 && d.hi == 24 {
-			switch slim := &p.slim; {
-			case byUser && (needUser || p.users.rows() < slim.rows()):
-				d.daily = &p.users
+			switch {
 			case !needUser:
-				d.daily = slim
+				d.daily = &p.slim
+			case byUser:
+				d.daily = &p.users
 			}
 		}
 		d.rows = d.estimate()

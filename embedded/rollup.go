@@ -99,6 +99,7 @@ type table struct {
 	packedOrg  []uint32
 	packedRows int
 	packedSrc  *mappedFile // the file packed's chunks are slices of
+	omit       omitted     // the columns its rows do not have, nor its chunks
 	packedAt   coldRange   // where their frames are in it, when a cold file
 	// gen counts changes, so that a checkpoint can tell whether the rows it
 	// packed are still the table's when it hands them back.
@@ -418,6 +419,7 @@ func (st *state) part(day int64) *dayPart {
 		return st.last
 	}
 	p := &dayPart{day: day}
+	p.users.omit = usersOmits
 	st.days = slices.Insert(st.days, i, p)
 	st.last = p
 	if i == len(st.days)-1 {

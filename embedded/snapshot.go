@@ -273,7 +273,7 @@ func (snap *snapshot) write(dir string) (size int64, err error) {
 				end := min(i+maxChunk, len(t.keys))
 				fw.frame(t.kind)
 				fw.buf = putVarint(fw.buf, t.hour)
-				fw.buf = appendRows(fw.buf, t.keys[i:end], t.cnts[i:end], t.kind != frameSlim)
+				fw.buf = appendRows(fw.buf, t.keys[i:end], t.cnts[i:end], omitsOf(t.kind))
 				if err := fw.flush(); err != nil {
 					return err
 				}
@@ -542,7 +542,7 @@ func decodeTable(payload []byte, kind byte, nstr *[numFields]uint32, scratch *co
 	if !slim && d.err == nil {
 		// An hour's rows stay packed (see packed.go): checked, not decoded.
 		chunk := packedChunk(d.b)
-		n, org, err := checkRows(chunk, true, nstr, scratch)
+		n, org, err := checkRows(chunk, omitsOf(kind), nstr, scratch)
 		if err != nil {
 			return tableChunk{err: err}
 		}
@@ -626,7 +626,7 @@ func (s *Store) addChunk(c tableChunk, src *mappedFile, at coldRange) {
 			// all packed or none), but readable all the same.
 			var cols columns
 			var err error
-			if c.keys, c.cnts, err = decodeRows(c.packed, true, &noLimits, &cols, nil, nil); err != nil {
+			if c.keys, c.cnts, err = decodeRows(c.packed, t.omit, &noLimits, &cols, nil, nil); err != nil {
 				panic(fmt.Sprintf("embedded: a checked chunk does not decode: %v", err))
 			}
 		}

@@ -304,7 +304,7 @@ func orderGroups(gs *groups, fields []int, strs *[numFields][]string, maxBits in
 			}
 			ords = append(ords, ord<<idxBits|uint64(j))
 		}
-		slices.Sort(ords)
+		ords, sc.ordsTmp = sortOrds(ords, sc.ordsTmp, total+idxBits)
 		mask := uint64(1)<<idxBits - 1
 		for j, o := range ords {
 			order[j] = int32(o & mask)

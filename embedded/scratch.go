@@ -25,6 +25,7 @@ type scratch struct {
 	rankOrds []uint64
 	day      []dayEntry
 	ords     []uint64
+	ordsTmp  []uint64 // sortOrds's second buffer
 	idx      []int32
 	rows     rowScratch // packed tables decoded
 	plan     []dayPlan
@@ -72,6 +73,9 @@ func (s *Store) putScratch(sc *scratch) {
 	}
 	if cap(sc.ords)*8 > maxKeptBytes {
 		sc.ords = nil
+	}
+	if cap(sc.ordsTmp)*8 > maxKeptBytes {
+		sc.ordsTmp = nil
 	}
 	if cap(sc.rankOrds)*8 > maxKeptBytes {
 		sc.rankOrds = nil

@@ -369,14 +369,16 @@ func (sc *scratch) rankSeen(do *dictOrder, f int, seen []bool, names []string) (
 	}
 	if cached != nil {
 		// The dictionary's ranks above, the id below: sorting these sorts
-		// the ids by their strings.
+		// the ids by their strings. (ids ascend: the last is the largest.)
+		idBits := bits.Len32(ids[len(ids)-1])
 		ords := reuse(sc.rankOrds, len(ids))
 		for _, id := range ids {
-			ords = append(ords, uint64(cached[id])<<32|uint64(id))
+			ords = append(ords, uint64(cached[id])<<idBits|uint64(id))
 		}
-		slices.Sort(ords)
+		ords, sc.ordsTmp = sortOrds(ords, sc.ordsTmp, bits.Len(uint(len(cached)))+idBits)
+		mask := uint64(1)<<idBits - 1
 		for i, o := range ords {
-			ids[i] = uint32(o)
+			ids[i] = uint32(o & mask)
 		}
 		sc.rankOrds = ords
 	} else {

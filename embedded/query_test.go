@@ -185,7 +185,7 @@ func TestQueryGroups(t *testing.T) {
 func TestRankSeenCached(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	names := []string{""}
-	for i := range 3000 {
+	for i := range 6000 { // about 2,000 ids a check: past radixMin
 		names = append(names, fmt.Sprintf("user-%d-%d", rng.IntN(1000), i))
 	}
 	var do dictOrder

@@ -197,9 +197,9 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 			Counts:         *sum,
 		})
 	}
-	ords, idx := sc.ords[:0], sc.idx[:0]
+	ords, ordsTmp, idx := sc.ords[:0], sc.ordsTmp, sc.idx[:0]
 	day := reuse(sc.day, longest)
-	defer func() { sc.ords, sc.idx, sc.day = ords, idx, day }()
+	defer func() { sc.ords, sc.ordsTmp, sc.idx, sc.day = ords, ordsTmp, idx, day }()
 	for i := from; i < len(days) && days[i].day <= lastDay; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -235,7 +235,7 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 				}
 				ords = append(ords, ord<<idxBits|uint64(j))
 			}
-			slices.Sort(ords)
+			ords, ordsTmp = sortOrds(ords, ordsTmp, total+idxBits)
 			order = func(yield func(int) bool) {
 				for _, o := range ords {
 					if !yield(int(o & idxMask)) {

@@ -64,13 +64,32 @@ func (s *Store) release(p *prepared) {
 	if len(p.deltas) > maxScratchEvents || len(p.ids) > maxScratchEvents || cap(sc.ids) > numFields*maxScratchEvents {
 		return
 	}
-	sc.deltas, sc.slim, sc.users, sc.names = p.deltas[:0], p.slim[:0], p.users[:0], p.names[:0]
+	sc.keep(p)
+	sc.names = p.names[:0]
 	clear(p.ids) // they hold the caller's event ids
 	sc.evIDs = p.ids[:0]
 	select {
 	case s.batches <- sc:
 	default:
 	}
+}
+
+// aggregate returns a prepared that aggregates the deltas of up to n events
+// (see addDelta) in sc's memory.
+func (sc *batchScratch) aggregate(n int) *prepared {
+	sc.index.reset(n)
+	sc.slimIndex.reset(n)
+	sc.usersIndex.reset(n)
+	return &prepared{
+		deltas: sc.deltas[:0], index: &sc.index,
+		slim: sc.slim[:0], slimIndex: &sc.slimIndex,
+		users: sc.users[:0], usersIndex: &sc.usersIndex,
+	}
+}
+
+// keep takes back the delta slices p grew, for the next batch.
+func (sc *batchScratch) keep(p *prepared) {
+	sc.deltas, sc.slim, sc.users = p.deltas[:0], p.slim[:0], p.users[:0]
 }
 
 // addDelta adds c to the batch's delta of the hourly row rk and to its deltas
@@ -151,26 +170,11 @@ func (x *deltaIndex) slot(deltas []delta, hour int64, k key) *int32 {
 // result (see release).
 func (s *Store) prepare(ctx context.Context, b apiusage.Batch) (*prepared, error) {
 	sc := s.getBatchScratch()
-	p := &prepared{
-		ctx:        ctx,
-		key:        b.IdempotencyKey,
-		accepted:   len(b.Events),
-		deltas:     sc.deltas[:0],
-		index:      &sc.index,
-		slim:       sc.slim[:0],
-		slimIndex:  &sc.slimIndex,
-		users:      sc.users[:0],
-		usersIndex: &sc.usersIndex,
-		ids:        sc.evIDs[:0],
-		names:      sc.names[:0],
-		sc:         sc,
-		done:       make(chan error, 1),
-	}
 	// Every event makes at most one delta of each kind, here or, for
 	// those with an id, in the writer.
-	sc.index.reset(len(b.Events))
-	sc.slimIndex.reset(len(b.Events))
-	sc.usersIndex.reset(len(b.Events))
+	p := sc.aggregate(len(b.Events))
+	p.ctx, p.key, p.accepted = ctx, b.IdempotencyKey, len(b.Events)
+	p.ids, p.names, p.sc, p.done = sc.evIDs[:0], sc.names[:0], sc, make(chan error, 1)
 	const fields = numFields
 	ids := slices.Grow(sc.ids[:0], fields*len(b.Events))[:fields*len(b.Events)]
 	sc.ids = ids

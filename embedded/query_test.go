@@ -231,3 +231,13 @@ func TestRankSeenCached(t *testing.T) {
 	waitCache(len(more))
 	check("cached again", more, true)
 }
+
+// apply adds a delta to the full rollup of its hour and the slim and user
+// rollups of its day, as a batch of one would.
+func (st *state) apply(d delta) {
+	st.addHour(d)
+	d.hour = floorDiv(d.hour, 24)
+	st.addUsers(delta{hour: d.hour, k: usersKey(d.k), c: d.c})
+	d.k.user = 0
+	st.addDay(d)
+}

@@ -456,16 +456,6 @@ func (st *state) coldUnpacked() int {
 	return n
 }
 
-// apply adds a delta to the full rollup of its hour and the slim and user
-// rollups of its day.
-func (st *state) apply(d delta) {
-	st.addHour(d)
-	d.hour = floorDiv(d.hour, 24)
-	st.addUsers(delta{hour: d.hour, k: usersKey(d.k), c: d.c})
-	d.k.user = 0
-	st.addDay(d)
-}
-
 // usersKey is the key of k's row in the user rollup.
 func usersKey(k key) key { return key{org: k.org, user: k.user} }
 

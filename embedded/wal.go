@@ -70,8 +70,12 @@ func encodeBatch(b []byte, p *prepared) []byte {
 	return b
 }
 
-// replayRecord applies one WAL record to the store being recovered.
-func (s *Store) replayRecord(payload []byte, now int64) error {
+// replayRecord applies one WAL record to the store being recovered. The
+// deltas of each batch are aggregated into daily deltas before they are
+// applied, as Append aggregates them (see prepared.addDelta), in sc: a
+// replay then updates each daily rollup once per distinct row of a batch,
+// as the run that wrote the record did, not once per hourly row.
+func (s *Store) replayRecord(payload []byte, now int64, sc *batchScratch) error {
 	d := decoder{b: payload}
 	if d.byte() != recGroup {
 		return fmt.Errorf("unknown record type")
@@ -142,15 +146,21 @@ func (s *Store) replayRecord(payload []byte, now int64) error {
 			}
 		}
 		var hour int64
-		for range d.count(7) {
+		n := d.count(7)
+		p := sc.aggregate(n)
+		for range n {
 			hour += d.varint()
 			k := key{org: d.u32(), client: d.u32(), user: d.u32(), tmpl: d.u32(), method: d.u32()}
 			c := d.cnt()
 			checkKey(k)
 			if d.err == nil {
-				s.st.apply(delta{hour: hour, k: k, c: c})
+				p.addDelta(rowKey{hour: hour, k: k}, c)
 			}
 		}
+		if d.err == nil {
+			s.st.applyPrepared(p)
+		}
+		sc.keep(p)
 	}
 	return d.err
 }
@@ -265,6 +275,7 @@ func (s *Store) replaySegment(path string, now int64) (valid, size int64, err er
 	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	var buf []byte
+	var sc batchScratch
 	for {
 		buf, err = readFrame(r, buf, st.Size()-valid)
 		if err == io.EOF {
@@ -276,7 +287,7 @@ func (s *Store) replaySegment(path string, now int64) (valid, size int64, err er
 		if err != nil {
 			return 0, 0, err
 		}
-		if err := s.replayRecord(buf, now); err != nil {
+		if err := s.replayRecord(buf, now, &sc); err != nil {
 			return 0, 0, fmt.Errorf("record at offset %d: %w", valid, err)
 		}
 		valid += int64(frameHeader + len(buf))

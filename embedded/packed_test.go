@@ -2,8 +2,10 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"testing"
@@ -328,4 +330,113 @@ func TestPackedRead(t *testing.T) {
 	if packed.packed != nil || len(packed.keys) != 301 || packed.tail() != 1 {
 		t.Errorf("after a change: packed %v, %d rows, tail %d; want unpacked, 301 rows, tail 1", packed.packed != nil, len(packed.keys), packed.tail())
 	}
+}
+
+// TestReadCnts holds readCnts and skipCnts to decoder.cnt: on counters
+// putCnt wrote, and on random bytes, they read the same counters, or both
+// refuse.
+func TestReadCnts(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	val := func() uint32 {
+		switch r.IntN(4) {
+		case 0:
+			return 0
+		case 1:
+			return r.Uint32N(128)
+		case 2:
+			return r.Uint32N(1 << 20)
+		}
+		return r.Uint32()
+	}
+	// A value past 32 bits, and a mask with a seventh counter.
+	for _, b := range [][]byte{binary.AppendUvarint([]byte{1}, 1<<32), {0x41, 1, 1}} {
+		if _, ok := readCnts(b, make([]cnt, 1)); ok {
+			t.Errorf("readCnts accepts %x", b)
+		}
+		if _, ok := skipCnts(b, 1); ok {
+			t.Errorf("skipCnts accepts %x", b)
+		}
+	}
+	for round := range 2000 {
+		var b []byte
+		n := 1 + r.IntN(8)
+		if round%2 == 0 {
+			for range n {
+				b = putCnt(b, cnt{val(), val(), val(), val(), val(), val()})
+			}
+		} else {
+			b = make([]byte, r.IntN(40))
+			for i := range b {
+				b[i] = byte(r.IntN(256))
+				if r.IntN(2) == 0 {
+					b[i] &= 0x3f // a valid mask, more often
+				}
+			}
+		}
+		d := decoder{b: b}
+		want := make([]cnt, n)
+		for i := range want {
+			want[i] = d.cnt()
+		}
+		got := make([]cnt, n)
+		rest, ok := readCnts(b, got)
+		if ok != (d.err == nil) {
+			t.Fatalf("round %d: readCnts ok=%v, decoder.cnt err %v, on %x", round, ok, d.err, b)
+		}
+		if !ok {
+			if _, ok := skipCnts(b, n); ok {
+				t.Fatalf("round %d: skipCnts accepts what decoder.cnt refuses: %x", round, b)
+			}
+			continue
+		}
+		if !slices.Equal(got, want) || len(rest) != len(d.b) {
+			t.Fatalf("round %d: readCnts %v (rest %d), decoder.cnt %v (rest %d)", round, got, len(rest), want, len(d.b))
+		}
+		if rest2, ok := skipCnts(b, n); !ok || len(rest2) != len(rest) {
+			t.Fatalf("round %d: skipCnts %v, rest %d; want rest %d", round, ok, len(rest2), len(rest))
+		}
+	}
+}
+
+// BenchmarkReadCnts compares readCnts and skipCnts with decoder.cnt, the
+// way counters were read before, on the counters of an hour of the
+// benchmark's workload: mostly one request, a few hundred at most.
+func BenchmarkReadCnts(b *testing.B) {
+	const n = 10_000
+	r := rand.New(rand.NewPCG(7, 8))
+	var buf []byte
+	for range n {
+		total := uint32(1)
+		if r.IntN(4) == 0 {
+			total += r.Uint32N(300)
+		}
+		c := cnt{total: total, s2: total - total/10, s4: total / 10}
+		buf = putCnt(buf, c)
+	}
+	cnts := make([]cnt, n)
+	b.Run("decoder.cnt", func(b *testing.B) {
+		for b.Loop() {
+			d := decoder{b: buf}
+			for i := range cnts {
+				cnts[i] = d.cnt()
+			}
+			if d.err != nil {
+				b.Fatal(d.err)
+			}
+		}
+	})
+	b.Run("readCnts", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := readCnts(buf, cnts); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("skipCnts", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := skipCnts(buf, n); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
 }

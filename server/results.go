@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -281,9 +282,15 @@ type clientNamer func(id string) (name string, ok bool, err error)
 // It makes two passes: the first gives every string its index, into the
 // interner's scratch (memory reused from result to result), and finds the
 // largest value of each field; the second packs the rows, as narrow as
-// those values allow, into the one allocation that is kept.
+// those values allow, into the one allocation that is kept. That
+// allocation is fresh memory (the tables kept before still hold theirs),
+// whose page faults cost more than packing into it: so for a large table
+// another goroutine allocates and touches it, at the size the last table
+// had a row, while the first pass runs (see prefault).
 func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, error) {
 	t := &table{enc: view.m, n: len(rows)}
+	guess := int(lastWords.Load())
+	spare := prefault(guess * len(rows))
 	in := interners.Get().(*interner)
 	defer in.release()
 	in.add(`""`)
@@ -374,8 +381,13 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 		widths[f] = bits.Len64(v)
 	}
 	t.fields, t.words = layout(widths)
+	lastWords.Store(int32(t.words))
 	in.done(t)
-	t.packed = make([]uint64, t.words*len(rows))
+	if spare != nil && t.words == guess {
+		t.packed = <-spare
+	} else {
+		t.packed = make([]uint64, t.words*len(rows))
+	}
 	// The body's length is counted on the way, as rowLen would count it.
 	const fixed = len(rowClientID+rowClientName+rowOrganization+rowUser+rowTemplate+rowMethod) + len("}")
 	n := len(resultsStart) + len(resultsEnd) + max(len(rows)-1, 0) + fixed*len(rows)
@@ -402,6 +414,35 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 	}
 	t.bodyLen = n
 	return t, nil
+}
+
+// lastWords is the words a row of the last table took: the guess of the
+// next table's, which is most often the same query again or one like it.
+var lastWords atomic.Int32
+
+// prefaultMin is the least size, in words, of a table's rows that prefault
+// prepares: below it, a goroutine costs more than the page faults.
+const prefaultMin = 256 << 10 / 8
+
+// prefault returns a channel that will yield a slice of n words, zeroed and
+// touched page by page (so that its page faults are taken), allocated and
+// touched on another goroutine, which the idle core runs while newTable's
+// first pass runs on this one; or nil when n is too small to be worth it.
+// The channel is buffered: nobody need receive from it.
+func prefault(n int) chan []uint64 {
+	if n < prefaultMin {
+		return nil
+	}
+	c := make(chan []uint64, 1)
+	go func() {
+		b := make([]uint64, n)
+		// A read would map the shared zero page, not a page of b's own.
+		for i := 0; i < len(b); i += 4096 / 8 {
+			b[i] = 0
+		}
+		c <- b
+	}()
+	return c
 }
 
 // countsLen is the length of the metrics m shows of c, as appendRow writes

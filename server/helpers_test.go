@@ -101,7 +101,7 @@ func (s *faultyStore) hold() (release func()) {
 // env is a server over the real embedded store, directory and registry,
 // behind a real HTTP listener, with a platform client bootstrapped.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *clock
 	store    *faultyStore
 	dir      apiusage.Directory
@@ -119,7 +119,7 @@ type env struct {
 // t0 is the tests' "now": a Wednesday afternoon.
 var t0 = time.Date(2026, 11, 25, 15, 30, 0, 0, time.UTC)
 
-func newEnv(t *testing.T, mutate ...func(*server.Config)) *env {
+func newEnv(t testing.TB, mutate ...func(*server.Config)) *env {
 	t.Helper()
 	clk := &clock{now: t0}
 	dir := t.TempDir()
@@ -190,7 +190,7 @@ type response struct {
 }
 
 // json decodes the body into a generic value.
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var v map[string]any
 	if err := json.Unmarshal(r.body, &v); err != nil {

@@ -3,8 +3,10 @@ package server
 import (
 	"fmt"
 	"math/bits"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -281,9 +283,16 @@ type clientNamer func(id string) (name string, ok bool, err error)
 // It makes two passes: the first gives every string its index, into the
 // interner's scratch (memory reused from result to result), and finds the
 // largest value of each field; the second packs the rows, as narrow as
-// those values allow, into the one allocation that is kept.
+// those values allow, into the one allocation that is kept. That
+// allocation is fresh memory (the tables kept before still hold theirs),
+// whose page faults cost more than packing into it: so for a large table
+// another goroutine allocates and touches it, at the size the last table
+// had a row, while the first pass runs, and the second follows it through
+// the pages it has touched (see prefault).
 func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, error) {
 	t := &table{enc: view.m, n: len(rows)}
+	guess := int(lastWords.Load())
+	spare := prefault(guess * len(rows))
 	in := interners.Get().(*interner)
 	defer in.release()
 	in.add(`""`)
@@ -374,12 +383,37 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 		widths[f] = bits.Len64(v)
 	}
 	t.fields, t.words = layout(widths)
+	lastWords.Store(int32(t.words))
 	in.done(t)
-	t.packed = make([]uint64, t.words*len(rows))
+	var pre *prefaulted
+	if spare != nil && t.words == guess {
+		pre = <-spare
+		t.packed = pre.b
+	} else {
+		if spare != nil {
+			// The guess was wrong: its memory is left to the collector,
+			// untouched from here on.
+			go func() { (<-spare).stop.Store(true) }()
+		}
+		t.packed = make([]uint64, t.words*len(rows))
+	}
 	// The body's length is counted on the way, as rowLen would count it.
 	const fixed = len(rowClientID+rowClientName+rowOrganization+rowUser+rowTemplate+rowMethod) + len("}")
 	n := len(resultsStart) + len(resultsEnd) + max(len(rows)-1, 0) + fixed*len(rows)
+	// ready is the end of the rows whose words are touched (all of them
+	// when fresh).
+	ready := len(rows)
+	if pre != nil {
+		ready = 0
+	}
 	for i := range rows {
+		for i == ready {
+			if ready = min(int(pre.touched.Load())/t.words, len(rows)); ready > i {
+				break
+			}
+			// Faults are slower than packing: let the toucher go ahead.
+			runtime.Gosched()
+		}
 		w, out, c := t.row(i), idx[i*numCols:(i+1)*numCols], &rows[i].Counts
 		for col, v := range out {
 			t.put(w, col, uint64(v))
@@ -402,6 +436,49 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 	}
 	t.bodyLen = n
 	return t, nil
+}
+
+// lastWords is the words a row of the last table took: the guess of the
+// next table's, which is most often the same query again or one like it.
+var lastWords atomic.Int32
+
+// prefaultMin is the least size, in words, of a table's rows that prefault
+// prepares: below it, a goroutine costs more than the page faults.
+const prefaultMin = 256 << 10 / 8
+
+// prefaulted is a slice being touched page by page by another goroutine,
+// from its start.
+type prefaulted struct {
+	b []uint64
+	// touched is how many words of b, from its start, the toucher is done
+	// with: it writes no word below it again, and the owner may write them.
+	touched atomic.Int64
+	// stop tells the toucher that b is not wanted.
+	stop atomic.Bool
+}
+
+// prefault returns a channel that will yield a slice of n words, zeroed,
+// that another goroutine allocates and then touches page by page (so that
+// its page faults are taken) on the core newTable's goroutine does not
+// use; or nil when n is too small to be worth it. The channel is buffered:
+// nobody need receive from it.
+func prefault(n int) chan *prefaulted {
+	if n < prefaultMin {
+		return nil
+	}
+	c := make(chan *prefaulted, 1)
+	go func() {
+		p := &prefaulted{b: make([]uint64, n)}
+		c <- p
+		const page = 4096 / 8
+		for i := 0; i < n && !p.stop.Load(); i += page {
+			// A read would map the shared zero page, not a page of b's own.
+			p.b[i] = 0
+			p.touched.Store(int64(i + 1))
+		}
+		p.touched.Store(int64(n))
+	}()
+	return c
 }
 
 // countsLen is the length of the metrics m shows of c, as appendRow writes

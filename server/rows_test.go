@@ -322,6 +322,26 @@ func TestWriteResultsInChunks(t *testing.T) {
 	}
 }
 
+func TestTableFromPrefaultedRows(t *testing.T) {
+	// A large table's rows go into memory prepared ahead at the size the
+	// last table had a row, or into fresh memory when the guess is wrong:
+	// the bytes are the same either way.
+	rng := rand.New(rand.NewPCG(11, 12))
+	x := fixture{Execution: apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics}, Rows: randRows(rng, 12000)}
+	want := refEncode(t, refQueryResults(x))
+	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.words*tab.n < prefaultMin {
+		t.Fatalf("%d rows of %d words: too small to be prefaulted", tab.n, tab.words)
+	}
+	for _, guess := range []int{0, 1, tab.words - 1, tab.words, tab.words + 1, numFields} {
+		lastWords.Store(int32(guess))
+		checkSameBytes(t, fmt.Sprintf("guess of %d words a row", guess), encodeQuery(t, x), want)
+	}
+}
+
 func TestWriteResultsStopsAtAWriteError(t *testing.T) {
 	x := largeResult()
 	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)

@@ -88,16 +88,16 @@ func (g *groups) add(x group) int32 {
 	return int32(g.n - 1)
 }
 
-// Query answers q from the rollups. Days wholly inside the interval come from
-// a daily rollup where one can answer: the slim rollup unless the query
-// groups by user, else the user rollup if the query groups by nothing else
-// but the organization and filters on neither clients, templates nor
+// Query answers q from the rollups. Days wholly inside the interval come
+// from a daily rollup where one can answer: the slim rollup unless the
+// query groups by user, else the user rollup if the query groups by nothing
+// else but the organization and filters on neither clients, templates nor
 // methods. (Not grouping by user, the slim rollup is the one read even
-// where the user rollup has fewer rows: it is never packed, so its rows
-// are read as they are, where packed ones are decoded first.) The hours of days
+// where the user rollup has fewer rows: it is never packed, so its rows are
+// read as they are, where packed ones are decoded first.) The hours of days
 // cut by the interval, and of whole days no daily rollup answers for, come
-// from the hourly rollup. Buckets of every granularity are whole UTC days, so a day's
-// rows all land in one bucket.
+// from the hourly rollup. Buckets of every granularity are whole UTC days,
+// so a day's rows all land in one bucket.
 //
 // A query at Day that groups by client, template and method but not user
 // (the usual question, with the largest answers) takes queryDays: each

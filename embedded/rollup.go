@@ -486,10 +486,8 @@ func (st *state) addHour(d delta) {
 // them.
 func (st *state) addDay(d delta) {
 	p := st.part(d.hour)
-	if p.slim.keys == nil && p.slim.packed == nil && p == st.days[len(st.days)-1] {
-		if i := len(st.days) - 2; i >= 0 && st.days[i].day == p.day-1 {
-			p.slim.presize(st.days[i].slim.rows())
-		}
+	if y := st.yesterday(p); y != nil {
+		p.slim.presize(y.slim.rows())
 	}
 	n := len(p.slim.keys)
 	p.slim.add(d.k, d.c)
@@ -505,10 +503,8 @@ func (st *state) addDay(d delta) {
 // usersKey, to the user rollup of that day only.
 func (st *state) addUsers(d delta) {
 	p := st.part(d.hour)
-	if p.users.keys == nil && p.users.packed == nil && p == st.days[len(st.days)-1] {
-		if i := len(st.days) - 2; i >= 0 && st.days[i].day == p.day-1 {
-			p.users.presize(st.days[i].users.rows())
-		}
+	if y := st.yesterday(p); y != nil {
+		p.users.presize(y.users.rows())
 	}
 	p.users.add(d.k, d.c)
 	if !p.warm && p.users.tail() > 0 {
@@ -552,20 +548,27 @@ func (st *state) deriveUsers() {
 	wg.Wait()
 }
 
+// yesterday returns the day before p when p is the newest day and the day
+// before has usage, else nil: the day whose tables new tables of p are
+// sized like (see table.presize), when live traffic writes them.
+func (st *state) yesterday(p *dayPart) *dayPart {
+	n := len(st.days)
+	if n > 1 && p == st.days[n-1] && st.days[n-2].day == p.day-1 {
+		return st.days[n-2]
+	}
+	return nil
+}
+
 // hourRows returns how many rows a new table of hour h of p is sized for:
 // as many as the hour before had, or the same hour the day before if more
 // (traffic follows the time of day), when p is the newest day. Live traffic
 // writes the newest hours; an hour of an older day written late gets no
 // room it may never use.
 func (st *state) hourRows(p *dayPart, h int64) int {
-	n := len(st.days)
-	if p != st.days[n-1] {
+	if p != st.days[len(st.days)-1] {
 		return 0
 	}
-	var yesterday *dayPart
-	if n > 1 && st.days[n-2].day == p.day-1 {
-		yesterday = st.days[n-2]
-	}
+	yesterday := st.yesterday(p)
 	rows := 0
 	if h > 0 && p.hours[h-1] != nil {
 		rows = p.hours[h-1].rows()

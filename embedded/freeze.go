@@ -81,21 +81,32 @@ func (s *Store) freezeAll() {
 // freezeTables freezes tables on every core. No query or writer may be
 // using them.
 func freezeTables(todo []*table) {
-	work := make(chan *table, len(todo))
-	for _, t := range todo {
-		work <- t
+	onEveryCore(todo, func() func(*table) {
+		var buf []uint64
+		return func(t *table) {
+			if t.packed != nil {
+				t.unpack() // which freezes
+				return
+			}
+			t.install(t.freeze(&buf))
+		}
+	})
+}
+
+// onEveryCore calls a function with every item, on every core: newWorker
+// makes each goroutine's function, which may keep scratch of its own.
+func onEveryCore[T any](items []T, newWorker func() func(T)) {
+	work := make(chan T, len(items))
+	for _, it := range items {
+		work <- it
 	}
 	close(work)
 	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(todo), 1)) {
+	for range min(runtime.GOMAXPROCS(0), max(len(items), 1)) {
 		wg.Go(func() {
-			var buf []uint64
-			for t := range work {
-				if t.packed != nil {
-					t.unpack() // which freezes
-					continue
-				}
-				t.install(t.freeze(&buf))
+			do := newWorker()
+			for it := range work {
+				do(it)
 			}
 		})
 	}

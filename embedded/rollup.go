@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -517,35 +516,26 @@ func (st *state) addUsers(d delta) {
 // is replayed. It runs on every core, a day at a time, once: the next
 // checkpoint writes the rollups.
 func (st *state) deriveUsers() {
-	work := make(chan *dayPart, len(st.days))
-	for _, p := range st.days {
-		work <- p
-	}
-	close(work)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), max(len(st.days), 1)) {
-		wg.Go(func() {
-			// The snapshot loader checked every packed chunk.
-			rs := rowScratch{limits: noLimits}
-			var spans []span
-			for p := range work {
-				for _, t := range p.hours {
-					if t == nil {
-						continue
+	onEveryCore(st.days, func() func(*dayPart) {
+		// The snapshot loader checked every packed chunk.
+		rs := rowScratch{limits: noLimits}
+		var spans []span
+		return func(p *dayPart) {
+			for _, t := range p.hours {
+				if t == nil {
+					continue
+				}
+				err := t.read(&scope{}, &spans, &rs, func(keys []key, cnts []cnt) {
+					for i := range keys {
+						p.users.add(usersKey(keys[i]), cnts[i])
 					}
-					err := t.read(&scope{}, &spans, &rs, func(keys []key, cnts []cnt) {
-						for i := range keys {
-							p.users.add(usersKey(keys[i]), cnts[i])
-						}
-					})
-					if err != nil {
-						panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
-					}
+				})
+				if err != nil {
+					panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
 				}
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 }
 
 // yesterday returns the day before p when p is the newest day and the day

@@ -109,16 +109,6 @@ type Store interface {
 	Close() error
 }
 
-// RowReleaser is implemented by a Store that can reuse the memory of the
-// rows its Query returned. A caller that is done with rows (every row, and
-// every slice of them) may hand them back with ReleaseRows, and must not
-// touch them after. Large results are then built in memory already touched
-// instead of fresh pages, which on some virtual machines cost more than
-// building the rows does.
-type RowReleaser interface {
-	ReleaseRows(rows []Row)
-}
-
 // QueryStatus is the state of an execution.
 type QueryStatus string
 

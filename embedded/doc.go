@@ -49,8 +49,10 @@
 // Queries take their working memory (dense group arrays, groups, sort
 // keys, decoded chunks) from a few scratches the store keeps, rather than
 // allocating it: the first touch of fresh memory costs more than most of
-// the work done in it. The result rows are the one allocation a query's
-// caller keeps; handed back (Store.ReleaseRows), they hold the next.
+// the work done in it. A result is an apiusage.RowSet whose rows refer to
+// the dictionaries' strings by id (Store.QueryRowSet): its rows are the one
+// allocation a query's caller keeps; handed back (Store.ReleaseRowSet),
+// they hold the next.
 //
 // # Writing
 //

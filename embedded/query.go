@@ -88,16 +88,18 @@ func (g *groups) add(x group) int32 {
 	return int32(g.n - 1)
 }
 
-// Query answers q from the rollups. Days wholly inside the interval come
-// from a daily rollup where one can answer: the slim rollup unless the
-// query groups by user, else the user rollup if the query groups by nothing
-// else but the organization and filters on neither clients, templates nor
-// methods. (Not grouping by user, the slim rollup is the one read even
-// where the user rollup has fewer rows: it is never packed, so its rows are
-// read as they are, where packed ones are decoded first.) The hours of days
-// cut by the interval, and of whole days no daily rollup answers for, come
-// from the hourly rollup. Buckets of every granularity are whole UTC days,
-// so a day's rows all land in one bucket.
+// QueryRowSet answers q from the rollups, as rows that refer to the
+// dictionaries' strings (see rowset.go); it is never nil without an error.
+// Days wholly inside the interval come from a daily rollup where one can
+// answer: the slim rollup unless the query groups by user, else the user
+// rollup if the query groups by nothing else but the organization and
+// filters on neither clients, templates nor methods. (Not grouping by user,
+// the slim rollup is the one read even where the user rollup has fewer
+// rows: it is never packed, so its rows are read as they are, where packed
+// ones are decoded first.) The hours of days cut by the interval, and of
+// whole days no daily rollup answers for, come from the hourly rollup.
+// Buckets of every granularity are whole UTC days, so a day's rows all land
+// in one bucket.
 //
 // A query at Day that groups by client, template and method but not user
 // (the usual question, with the largest answers) takes queryDays: each
@@ -105,7 +107,7 @@ func (g *groups) add(x group) int32 {
 // hashed. Any other sums rows into groups, found in a dense array when the
 // grouped fields have few values between them and in a map otherwise, and
 // orders the groups once at the end.
-func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
+func (s *Store) QueryRowSet(ctx context.Context, q apiusage.Query) (*apiusage.RowSet, error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -115,20 +117,20 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	}
 	first, end := q.Interval.Hours()
 	if first >= end {
-		return nil, nil
+		return &apiusage.RowSet{}, nil
 	}
 	var orgs idSet
 	var ok bool
 	if q.OrganizationID != "" {
 		if orgs, ok = s.newIDSet(fOrg, []string{q.OrganizationID}); !ok {
-			return nil, nil
+			return &apiusage.RowSet{}, nil
 		}
 	}
 	clients, ok1 := s.newIDSet(fClient, q.ClientIDs)
 	methods, ok2 := s.newIDSet(fMethod, q.Methods)
 	tmpls, ok3 := s.newIDSet(fTmpl, q.TemplateURIs)
 	if !ok1 || !ok2 || !ok3 {
-		return nil, nil
+		return &apiusage.RowSet{}, nil
 	}
 	// A mask per field: all ones when grouped on, zero when not, so that the
 	// group key of a row is its key ANDed with the masks.
@@ -171,16 +173,16 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	strs := s.dict.all()
 	scope, some := s.scopeOf(&flt, sc)
 	if !some {
-		return nil, nil
+		return &apiusage.RowSet{}, nil
 	}
 
 	if q.Granularity == apiusage.GranularityDay && !needUser && mask.client != 0 && mask.tmpl != 0 && mask.method != 0 {
-		rows, err := s.queryDays(ctx, q, first, end, &flt, &scope, mask, fields, &strs, s.packBits, sc)
+		rs, err := s.queryDays(ctx, q, first, end, &flt, &scope, mask, fields, &strs, s.packBits, sc)
 		if err != nil {
 			return nil, err
 		}
 		s.m.querySeconds.Observe(time.Since(start).Seconds())
-		return rows, nil
+		return rs, nil
 	}
 
 	// The days to read, each with its bucket and which tables to read: a
@@ -240,24 +242,23 @@ func (s *Store) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, er
 	order := orderGroups(gs, fields, &strs, 64, sc, &s.order)
 
 	nameOf := s.clientNames(mask.client != 0, len(order), &strs)
-	rows := s.rowSlice(len(order))
-	for i, o := range order {
+	rs := s.newRowSet(&strs, len(order))
+	rs.Dates = buckets
+	for _, o := range order {
 		g := gs.at(o)
-		rows[i] = apiusage.Row{
-			Date:           buckets[g.bucket],
-			OrganizationID: strs[fOrg][g.k.org],
-			ClientID:       strs[fClient][g.k.client],
-			UserID:         strs[fUser][g.k.user],
-			TemplateURI:    strs[fTmpl][g.k.tmpl],
-			Method:         strs[fMethod][g.k.method],
-			Counts:         g.c,
-		}
+		r := apiusage.RowRef{Date: uint32(g.bucket), Counts: g.c}
+		r.Refs[apiusage.RefOrganization] = g.k.org
+		r.Refs[apiusage.RefClient] = g.k.client
+		r.Refs[apiusage.RefUser] = g.k.user
+		r.Refs[apiusage.RefTemplate] = g.k.tmpl
+		r.Refs[apiusage.RefMethod] = g.k.method
 		if nameOf != nil {
-			rows[i].ClientName = nameOf(g.k.client)
+			r.Refs[apiusage.RefClientName] = nameOf(g.k.client)
 		}
+		rs.Rows = append(rs.Rows, r)
 	}
 	s.m.querySeconds.Observe(time.Since(start).Seconds())
-	return rows, nil
+	return rs, nil
 }
 
 // orderGroups returns the groups in the order apiusage.CompareRows orders

@@ -57,25 +57,25 @@ func (s *Store) scopeOf(flt *filters, sc *scratch) (scope, bool) {
 	return out, true
 }
 
-// clientNames returns how to find the name of a client id for a result of n
-// rows, or nil when the result does not group by client. The caller holds
-// s.mu. A large result looks names up in a dense array built once, instead
-// of in the map of names once a row.
-func (s *Store) clientNames(grouped bool, n int, strs *[numFields][]string) func(client uint32) string {
+// clientNames returns how to find the name id of a client id for a result
+// of n rows, or nil when the result does not group by client. The caller
+// holds s.mu. A large result looks names up in a dense array built once,
+// instead of in the map of names once a row.
+func (s *Store) clientNames(grouped bool, n int, strs *[numFields][]string) func(client uint32) uint32 {
 	if !grouped {
 		return nil
 	}
 	names := s.st.names
 	if n < 4*len(names) {
-		return func(client uint32) string { return strs[fName][names[client]] }
+		return func(client uint32) uint32 { return names[client] }
 	}
-	dense := make([]string, len(strs[fClient]))
+	dense := make([]uint32, len(strs[fClient]))
 	for client, name := range names {
 		if int(client) < len(dense) {
-			dense[client] = strs[fName][name]
+			dense[client] = name
 		}
 	}
-	return func(client uint32) string { return dense[client] }
+	return func(client uint32) uint32 { return dense[client] }
 }
 
 // dayEntry is a rollup row on its way to becoming a result row: its key
@@ -98,7 +98,7 @@ type dayEntry struct {
 // caller holds s.mu.
 // maxBits is 64 but in tests of the path for ranks too wide to pack.
 func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int64, flt *filters, scope *scope, mask key,
-	fields []int, strs *[numFields][]string, maxBits int, sc *scratch) ([]apiusage.Row, error) {
+	fields []int, strs *[numFields][]string, maxBits int, sc *scratch) (*apiusage.RowSet, error) {
 	// The tables each day of the interval is read from: its slim rollup
 	// when the interval holds it whole, the hours it holds otherwise.
 	lastDay := floorDiv(end-1, 24)
@@ -185,17 +185,15 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 	idxMask := uint64(1)<<idxBits - 1
 
 	nameOf := s.clientNames(true, matched, strs)
-	rows := s.rowSlice(matched)[:0]
-	emit := func(date time.Time, e *dayEntry, sum *apiusage.Counts) {
-		rows = append(rows, apiusage.Row{
-			Date:           date,
-			OrganizationID: strs[fOrg][e.k.org],
-			ClientID:       strs[fClient][e.k.client],
-			ClientName:     nameOf(e.k.client),
-			TemplateURI:    strs[fTmpl][e.k.tmpl],
-			Method:         strs[fMethod][e.k.method],
-			Counts:         *sum,
-		})
+	rs := s.newRowSet(strs, matched)
+	emit := func(date uint32, e *dayEntry, sum *apiusage.Counts) {
+		r := apiusage.RowRef{Date: date, Counts: *sum}
+		r.Refs[apiusage.RefOrganization] = e.k.org
+		r.Refs[apiusage.RefClient] = e.k.client
+		r.Refs[apiusage.RefClientName] = nameOf(e.k.client)
+		r.Refs[apiusage.RefTemplate] = e.k.tmpl
+		r.Refs[apiusage.RefMethod] = e.k.method
+		rs.Rows = append(rs.Rows, r)
 	}
 	ords, ordsTmp, idx := sc.ords[:0], sc.ordsTmp, sc.idx[:0]
 	day := reuse(sc.day, longest)
@@ -223,7 +221,8 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 		if len(day) == 0 {
 			continue
 		}
-		date := q.Granularity.Truncate(time.Unix(p.day*86400, 0))
+		date := uint32(len(rs.Dates))
+		rs.Dates = append(rs.Dates, q.Granularity.Truncate(time.Unix(p.day*86400, 0)))
 		// order lists the day's entries in result order.
 		var order func(yield func(int) bool)
 		if packed {
@@ -283,5 +282,5 @@ func (s *Store) queryDays(ctx context.Context, q apiusage.Query, first, end int6
 			emit(date, cur, &sum)
 		}
 	}
-	return rows, nil
+	return rs, nil
 }

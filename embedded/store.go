@@ -111,8 +111,8 @@ type Store struct {
 	// packRows is packRows but in tests, and parRows parRows.
 	packRows int
 	parRows  int
-	// rowPool holds one result's rows for reuse (see rowpool.go).
-	rowPool chan []apiusage.Row
+	// rowSets holds one result's rows for reuse (see rowset.go).
+	rowSets chan *apiusage.RowSet
 
 	// scratch holds the working memory of queries not running (see
 	// scratch.go).
@@ -170,7 +170,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		maxDense: maxDenseSlots,
 		packRows: packRows,
 		parRows:  parRows,
-		rowPool:  make(chan []apiusage.Row, 1),
+		rowSets:  make(chan *apiusage.RowSet, 1),
 		scratch:  make(chan *scratch, scratches),
 	}
 	for f := range s.logged {

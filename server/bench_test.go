@@ -70,7 +70,7 @@ func BenchmarkRenderResults(b *testing.B) {
 	view := queryView(apiusage.AllMetrics, apiusage.GranularityDay)
 	b.ReportAllocs()
 	for b.Loop() {
-		t, err := newTable(rows, view, nil)
+		t, err := newTable(rowSetOf(rows), view, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

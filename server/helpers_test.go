@@ -57,7 +57,9 @@ type faultyStore struct {
 
 var errInjected = errors.New("injected store fault")
 
-func (s *faultyStore) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
+// enter is where a query meets the faults: it waits at the gate, if any,
+// and fails when told to.
+func (s *faultyStore) enter(ctx context.Context) error {
 	s.mu.Lock()
 	gate := s.gate
 	s.mu.Unlock()
@@ -65,13 +67,33 @@ func (s *faultyStore) Query(ctx context.Context, q apiusage.Query) ([]apiusage.R
 		select {
 		case <-gate:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	if s.fail.Load() {
-		return nil, errInjected
+		return errInjected
+	}
+	return nil
+}
+
+func (s *faultyStore) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
 	}
 	return s.Store.Query(ctx, q)
+}
+
+// QueryRowSet and ReleaseRowSet pass on the store's own, as the server
+// uses them (every store the tests put in an env has them).
+func (s *faultyStore) QueryRowSet(ctx context.Context, q apiusage.Query) (*apiusage.RowSet, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, err
+	}
+	return s.Store.(apiusage.RowSetQuerier).QueryRowSet(ctx, q)
+}
+
+func (s *faultyStore) ReleaseRowSet(rs *apiusage.RowSet) {
+	s.Store.(apiusage.RowSetQuerier).ReleaseRowSet(rs)
 }
 
 func (s *faultyStore) Append(ctx context.Context, b apiusage.Batch) (apiusage.Receipt, error) {

@@ -276,43 +276,31 @@ type tableView struct {
 // name the row has otherwise. newTable asks it once per client.
 type clientNamer func(id string) (name string, ok bool, err error)
 
-// newTable builds the table of rows as view shows them, their clients named
-// by names (nil: as the rows name them). It fails on a date that JSON
+// newTable builds the table of rs's rows as view shows them, their clients
+// named by names (nil: as the rows name them). It fails on a date that JSON
 // cannot hold (a year past 9999), and on an error of names.
 //
-// It makes two passes: the first gives every string its index, into the
-// interner's scratch (memory reused from result to result), and finds the
-// largest value of each field; the second packs the rows, as narrow as
-// those values allow, into the one allocation that is kept. That
-// allocation is fresh memory (the tables kept before still hold theirs),
-// whose page faults cost more than packing into it: so for a large table
-// another goroutine allocates and touches it, at the size the last table
-// had a row, while the first pass runs, and the second follows it through
-// the pages it has touched (see prefault).
-func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, error) {
+// It makes two passes: the first gives every string its index, by its
+// reference in rs (no string is hashed: a store's result refers to each by
+// its id, and rowSetOf gives each distinct string one), into the interner's
+// scratch (memory reused from result to result), and finds the largest
+// value of each field; the second packs the rows, as narrow as those values
+// allow, into the one allocation that is kept. That allocation is fresh
+// memory (the tables kept before still hold theirs), whose page faults cost
+// more than packing into it: so for a large table another goroutine
+// allocates and touches it, at the size the last table had a row, while the
+// first pass runs, and the second follows it through the pages it has
+// touched (see prefault).
+func newTable(rs *apiusage.RowSet, view tableView, names clientNamer) (*table, error) {
+	rows := rs.Rows
 	t := &table{enc: view.m, n: len(rows)}
 	guess := int(lastWords.Load())
 	spare := prefault(guess * len(rows))
-	in := interners.Get().(*interner)
+	in := getInterner(rs)
 	defer in.release()
-	in.add(`""`)
 	idx := slices.Grow(in.scratch[:0], numCols*len(rows))[:numCols*len(rows)]
 	in.scratch = idx
-	var lastDate time.Time
-	var lastDateIdx uint32
-	// prev are the strings of the row before, by column: rows come sorted
-	// by date and then by the grouped dimensions, so most of a row's
-	// strings are its predecessor's.
-	var prev [colDate]string
-	var prevIdx [colDate]uint32
-	col := func(c int, s string) uint32 {
-		if s == prev[c] {
-			return prevIdx[c]
-		}
-		i := in.intern(s)
-		prev[c], prevIdx[c] = s, i
-		return i
-	}
+	strs := &rs.Strings
 	// ors are the fields' values or-ed together: their bit length is the
 	// largest value's.
 	var ors [numFields]uint64
@@ -320,44 +308,31 @@ func newTable(rows []apiusage.Row, view tableView, names clientNamer) (*table, e
 		r, out := &rows[i], idx[i*numCols:(i+1)*numCols:(i+1)*numCols]
 		clear(out)
 		if !view.noClient {
-			id := col(colClientID, r.ClientID)
-			out[colClientID] = id
-			name, err := in.name(id, r, names)
+			client := r.Refs[apiusage.RefClient]
+			out[colClientID] = in.index(apiusage.RefClient, client)
+			name, err := in.name(client, strs, names)
 			if err != nil {
 				return nil, err
 			}
 			if name == ownName {
-				name = col(colClientName, r.ClientName)
+				name = in.index(apiusage.RefClientName, r.Refs[apiusage.RefClientName])
 			}
 			out[colClientName] = name
 		}
-		out[colOrganization] = col(colOrganization, r.OrganizationID)
-		out[colUser] = col(colUser, r.UserID)
+		out[colOrganization] = in.index(apiusage.RefOrganization, r.Refs[apiusage.RefOrganization])
+		out[colUser] = in.index(apiusage.RefUser, r.Refs[apiusage.RefUser])
 		if !view.noTemplate {
-			out[colTemplate] = col(colTemplate, r.TemplateURI)
+			out[colTemplate] = in.index(apiusage.RefTemplate, r.Refs[apiusage.RefTemplate])
 		}
 		if !view.noMethod {
-			out[colMethod] = col(colMethod, r.Method)
+			out[colMethod] = in.index(apiusage.RefMethod, r.Refs[apiusage.RefMethod])
 		}
-		if view.m.date && !r.Date.IsZero() {
-			// Rows of a result share a few dates, mostly in runs; equal
-			// values (location included) format the same.
-			if lastDateIdx == 0 || r.Date != lastDate {
-				d, ok := in.dates[r.Date]
-				if !ok {
-					// Time's own MarshalJSON, so the bytes are
-					// encoding/json's; in UTC, as the contract writes
-					// dates.
-					j, err := r.Date.UTC().MarshalJSON()
-					if err != nil {
-						return nil, fmt.Errorf("encode date: %w", err)
-					}
-					d = in.add(string(j))
-					in.dates[r.Date] = d
-				}
-				lastDate, lastDateIdx = r.Date, d
+		if view.m.date {
+			d, err := in.date(r.Date, rs.Dates)
+			if err != nil {
+				return nil, err
 			}
-			out[colDate] = lastDateIdx
+			out[colDate] = d
 		}
 		for c, v := range out {
 			ors[c] |= uint64(v)
@@ -516,44 +491,44 @@ func (t *table) put(w []uint64, f int, v uint64) {
 // name.
 const ownName = ^uint32(0)
 
-// name returns the index of the name rows of the client with the id at
-// index id show, or ownName when they keep their own; it asks names once per
+// name returns the index of the name rows of the client with reference
+// client show, or ownName when they keep their own; it asks names once per
 // client.
-func (in *interner) name(id uint32, r *apiusage.Row, names clientNamer) (uint32, error) {
-	if names == nil || id == 0 {
+func (in *interner) name(client uint32, strs *[apiusage.NumRefs][]string, names clientNamer) (uint32, error) {
+	if names == nil || client == 0 {
 		return ownName, nil
-	}
-	if int(id) >= len(in.names) {
-		in.names = append(in.names, make([]uint32, len(in.offs)-len(in.names))...)
 	}
 	// names holds 0 until asked, then 1 for the row's own name, or the
 	// index of the name plus 2.
-	switch n := in.names[id]; n {
+	switch n := in.names.get(client); n {
 	case 0:
 	case 1:
 		return ownName, nil
 	default:
 		return n - 2, nil
 	}
-	name, ok, err := names(r.ClientID)
+	id := strs[apiusage.RefClient][client]
+	if id == "" {
+		return ownName, nil
+	}
+	name, ok, err := names(id)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
-		in.names[id] = 1
+		in.names.set(client, 1)
 		return ownName, nil
 	}
-	n := in.intern(name)
-	in.names[id] = n + 2
+	n := in.add(name)
+	in.names.set(client, n+2)
 	return n, nil
 }
 
-// interner gives each distinct string of a table its index. Most lookups
-// are of the same few ids, templates and methods again and again: a small
-// direct-mapped cache answers them before the map, comparing the strings
-// themselves (which the store's interned strings make a pointer compare).
-// Interners are pooled: the cache is too large to allocate for every
-// result.
+// interner gives each distinct string of a table its index, by its
+// reference in the RowSet the table is built from: an array by reference
+// per field (a map when the field's strings far outnumber the rows) holds
+// the index each has been given. Interners are kept for the next table
+// (see getInterner): their arrays are as large as a store's dictionaries.
 type interner struct {
 	// strs and offs are built here, in memory reused from result to
 	// result, and copied to the table at their size when done.
@@ -561,75 +536,179 @@ type interner struct {
 	offs []uint32
 	// scratch holds the rows' string indexes between newTable's passes.
 	scratch []uint32
-	index   map[string]uint32
-	dates   map[time.Time]uint32
-	// names are the names of clients, by the index of their id (see name).
-	names []uint32
-	cache [1 << cacheBits]struct {
-		s string
-		i uint32
+	// set is the RowSet whose strings are indexed.
+	set *apiusage.RowSet
+	// refs holds each field's indexes by reference; dates those of the
+	// set's dates (0: not yet).
+	refs  [apiusage.NumRefs]refIndex
+	dates []uint32
+	// names are the names of clients, by the reference of their id (see
+	// name).
+	names refIndex
+}
+
+// refIndex maps references to indexes, 0 for a reference not given one:
+// dense, an array by reference, or sparse, a map, for a field with far more
+// strings than the result has rows.
+type refIndex struct {
+	dense  []uint32
+	sparse map[uint32]uint32
+	// given lists the references set in dense, to clear them after.
+	given []uint32
+}
+
+// use makes x ready for references below n, for a result of rows rows.
+func (x *refIndex) use(n, rows int) {
+	if n > 4*rows+1<<16 {
+		if x.sparse == nil {
+			x.sparse = map[uint32]uint32{}
+		}
+		return
+	}
+	if len(x.dense) < n {
+		x.dense = make([]uint32, max(n, 2*len(x.dense)))
 	}
 }
 
-const cacheBits = 13
-
-var interners = sync.Pool{New: func() any {
-	return &interner{index: map[string]uint32{}, dates: map[time.Time]uint32{}}
-}}
-
-// release clears in and puts it back in the pool.
-func (in *interner) release() {
-	in.strs, in.offs, in.names = in.strs[:0], in.offs[:0], in.names[:0]
-	clear(in.index)
-	clear(in.dates)
-	clear(in.cache[:])
-	interners.Put(in)
+// get returns the index of reference r, or 0.
+func (x *refIndex) get(r uint32) uint32 {
+	if x.sparse != nil {
+		return x.sparse[r]
+	}
+	return x.dense[r]
 }
 
-// intern returns the index of s, adding it when new.
-func (in *interner) intern(s string) uint32 {
+// set gives reference r the index v.
+func (x *refIndex) set(r, v uint32) {
+	if x.sparse != nil {
+		x.sparse[r] = v
+		return
+	}
+	x.dense[r] = v
+	x.given = append(x.given, r)
+}
+
+// reset forgets every index given, keeping the memory.
+func (x *refIndex) reset() {
+	if x.sparse != nil {
+		clear(x.sparse)
+		x.sparse = nil
+	}
+	if len(x.given) > len(x.dense)/8 {
+		clear(x.dense)
+	} else {
+		for _, r := range x.given {
+			x.dense[r] = 0
+		}
+	}
+	x.given = x.given[:0]
+	if len(x.dense) > maxKeptRefs {
+		x.dense = nil
+	}
+}
+
+// maxKeptRefs bounds the array of references an interner keeps for the
+// next table, per field: 16 MiB.
+const maxKeptRefs = 4 << 20
+
+// interners keeps a few interners for the next tables. It is not a
+// sync.Pool, which the collector empties: an interner's arrays, built
+// again, would be fresh memory, whose first touch costs more than the
+// lookups they serve.
+var interners = make(chan *interner, 4)
+
+// getInterner returns an interner ready for rs.
+func getInterner(rs *apiusage.RowSet) *interner {
+	var in *interner
+	select {
+	case in = <-interners:
+	default:
+		in = &interner{}
+	}
+	in.set = rs
+	rows := len(rs.Rows)
+	for f := range in.refs {
+		in.refs[f].use(len(rs.Strings[f]), rows)
+	}
+	in.names.use(len(rs.Strings[apiusage.RefClient]), rows)
+	in.dates = slices.Grow(in.dates[:0], len(rs.Dates))[:len(rs.Dates)]
+	clear(in.dates)
+	// String 0 is the empty string's JSON.
+	in.strs = append(in.strs[:0], `""`...)
+	in.offs = append(in.offs[:0], 0, uint32(len(in.strs)))
+	return in
+}
+
+// release forgets the table's strings and keeps in for the next.
+func (in *interner) release() {
+	in.set = nil
+	for f := range in.refs {
+		in.refs[f].reset()
+	}
+	in.names.reset()
+	select {
+	case interners <- in:
+	default:
+	}
+}
+
+// index returns the index of the string of field f with reference r,
+// giving it one when new. The empty string, and reference 0, is index 0.
+func (in *interner) index(f int, r uint32) uint32 {
+	// A sparse field's array, kept from an earlier table, holds only
+	// zeros (reset clears it): a hit there is reference 0's.
+	if d := in.refs[f].dense; int(r) < len(d) {
+		if i := d[r]; i != 0 || r == 0 {
+			return i
+		}
+	}
+	return in.indexSlow(f, r)
+}
+
+// indexSlow is index for a reference without an index in an array, or in
+// a map.
+func (in *interner) indexSlow(f int, r uint32) uint32 {
+	x := &in.refs[f]
+	if i := x.get(r); i != 0 || r == 0 {
+		return i
+	}
+	s := in.set.Strings[f][r]
 	if s == "" {
 		return 0
 	}
-	e := &in.cache[cacheSlot(s)]
-	if e.s == s {
-		return e.i
-	}
-	i, ok := in.index[s]
-	if !ok {
-		i = in.add(string(appendString(nil, s)))
-		in.index[s] = i
-	}
-	e.s, e.i = s, i
+	i := in.add(s)
+	x.set(r, i)
 	return i
 }
 
-// cacheSlot hashes the length and the last 8 bytes of s (ids differ at the
-// end; templates too, mostly) to a slot of the interner's cache.
-func cacheSlot(s string) uint32 {
-	var x uint64
-	if len(s) >= 8 {
-		// One 8-byte load: the compiler merges the byte loads.
-		t := s[len(s)-8:]
-		x = uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
-	} else {
-		for i := 0; i < len(s); i++ {
-			x = x<<8 | uint64(s[i])
-		}
-	}
-	x ^= uint64(len(s)) * 0xff51afd7ed558ccd
-	return uint32((x * 0x9E3779B97F4A7C15) >> (64 - cacheBits))
-}
-
-// add appends the JSON string literal lit and returns its index.
-func (in *interner) add(lit string) uint32 {
-	if len(in.offs) == 0 {
-		in.offs = append(in.offs, 0)
-	}
-	in.strs = append(in.strs, lit...)
+// add appends the JSON of s and returns its index.
+func (in *interner) add(s string) uint32 {
+	in.strs = appendString(in.strs, s)
 	in.offs = append(in.offs, uint32(len(in.strs)))
 	return uint32(len(in.offs) - 2)
+}
+
+// date returns the index of date d (a reference in dates), 0 for the zero
+// time.
+func (in *interner) date(d uint32, dates []time.Time) (uint32, error) {
+	if i := in.dates[d]; i != 0 {
+		return i, nil
+	}
+	t := dates[d]
+	if t.IsZero() {
+		return 0, nil
+	}
+	// Time's own MarshalJSON, so the bytes are encoding/json's; in UTC, as
+	// the contract writes dates.
+	j, err := t.UTC().MarshalJSON()
+	if err != nil {
+		return 0, fmt.Errorf("encode date: %w", err)
+	}
+	in.strs = append(in.strs, j...)
+	in.offs = append(in.offs, uint32(len(in.strs)))
+	i := uint32(len(in.offs) - 2)
+	in.dates[d] = i
+	return i, nil
 }
 
 // done gives the table its strings, at their size: a table is kept for as
@@ -638,6 +717,48 @@ func (in *interner) done(t *table) {
 	t.strs, t.offs = make([]byte, len(in.strs)), make([]uint32, len(in.offs))
 	copy(t.strs, in.strs)
 	copy(t.offs, in.offs)
+}
+
+// rowSetOf returns rows as a RowSet, each distinct string of a field given
+// one reference: how newTable reads the rows of a store that returns Rows.
+func rowSetOf(rows []apiusage.Row) *apiusage.RowSet {
+	rs := &apiusage.RowSet{Rows: make([]apiusage.RowRef, len(rows))}
+	var refs [apiusage.NumRefs]map[string]uint32
+	for f := range refs {
+		refs[f] = map[string]uint32{"": 0}
+		rs.Strings[f] = []string{""}
+	}
+	dates := map[time.Time]uint32{}
+	ref := func(f int, s string) uint32 {
+		r, ok := refs[f][s]
+		if !ok {
+			r = uint32(len(rs.Strings[f]))
+			rs.Strings[f] = append(rs.Strings[f], s)
+			refs[f][s] = r
+		}
+		return r
+	}
+	for i := range rows {
+		r, out := &rows[i], &rs.Rows[i]
+		out.Refs = [apiusage.NumRefs]uint32{
+			apiusage.RefOrganization: ref(apiusage.RefOrganization, r.OrganizationID),
+			apiusage.RefClient:       ref(apiusage.RefClient, r.ClientID),
+			apiusage.RefClientName:   ref(apiusage.RefClientName, r.ClientName),
+			apiusage.RefUser:         ref(apiusage.RefUser, r.UserID),
+			apiusage.RefTemplate:     ref(apiusage.RefTemplate, r.TemplateURI),
+			apiusage.RefMethod:       ref(apiusage.RefMethod, r.Method),
+		}
+		// Equal times (location included) format the same.
+		d, ok := dates[r.Date]
+		if !ok {
+			d = uint32(len(rs.Dates))
+			rs.Dates = append(rs.Dates, r.Date)
+			dates[r.Date] = d
+		}
+		out.Date = d
+		out.Counts = r.Counts
+	}
+	return rs
 }
 
 // Parts of an encoded row.

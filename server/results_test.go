@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ func testResult(tb testing.TB, id, org string, n int, expires time.Time) *result
 	for i := range rows {
 		rows[i] = apiusage.Row{ClientID: fmt.Sprintf("client-%d", i), Counts: apiusage.Counts{Requests: int64(i + 1)}}
 	}
-	t, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityNone), nil)
+	t, err := newTable(rowSetOf(rows), queryView(apiusage.AllMetrics, apiusage.GranularityNone), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestTableNamesClients(t *testing.T) {
 		return "", false, nil
 	}
 	view := queryView(apiusage.AllMetrics, apiusage.GranularityNone)
-	tab, err := newTable(rows, view, names)
+	tab, err := newTable(rowSetOf(rows), view, names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +197,7 @@ func TestTableNamesClients(t *testing.T) {
 		t.Errorf("asked %v, want each client once and never the empty id", asked)
 	}
 	fail := errors.New("directory down")
-	if _, err := newTable(rows, view, func(string) (string, bool, error) { return "", false, fail }); !errors.Is(err, fail) {
+	if _, err := newTable(rowSetOf(rows), view, func(string) (string, bool, error) { return "", false, fail }); !errors.Is(err, fail) {
 		t.Fatalf("err %v, want %v", err, fail)
 	}
 }
@@ -245,5 +247,82 @@ func TestResultStoreFreesExpiredBeforeEvicting(t *testing.T) {
 	s.put(testResult(t, "a3", "A", 100, now.Add(time.Hour)), now.Add(2*time.Second))
 	if ids, _ := storeState(t, s); !slices.Equal(ids, []string{"a2", "a3"}) || evicted != 0 {
 		t.Fatalf("kept %v with %d evictions, want [a2 a3] and none", ids, evicted)
+	}
+}
+
+// randRowSet returns a RowSet of n rows shaped like a store's: each field's
+// strings a dictionary that holds more than the rows use (sometimes far
+// more, so that newTable indexes the field with a map), the same string at
+// two references, and the empty string at a reference other than 0.
+func randRowSet(rng *rand.Rand, n int) *apiusage.RowSet {
+	rs := &apiusage.RowSet{Dates: []time.Time{{}, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), time.Date(2020, 2, 2, 0, 0, 0, 0, time.UTC)}}
+	for f := range rs.Strings {
+		size := 1 + rng.IntN(40)
+		if rng.IntN(10) == 0 {
+			size = 4*n + 1<<16 + 1 + rng.IntN(100) // sparse
+		}
+		dict := []string{""}
+		for len(dict) < size {
+			switch rng.IntN(10) {
+			case 0:
+				dict = append(dict, "")
+			case 1:
+				dict = append(dict, dict[rng.IntN(len(dict))])
+			case 2, 3, 4, 5:
+				dict = append(dict, randString(rng))
+			default:
+				dict = append(dict, "s"+strconv.Itoa(len(dict)))
+			}
+		}
+		rs.Strings[f] = dict
+	}
+	for range n {
+		var r apiusage.RowRef
+		for f := range r.Refs {
+			if rng.IntN(5) > 0 {
+				r.Refs[f] = uint32(rng.IntN(len(rs.Strings[f])))
+			}
+		}
+		r.Date = uint32(rng.IntN(len(rs.Dates)))
+		r.Counts = apiusage.Counts{Status200: rng.Int64N(1 << 20), Status429: rng.Int64N(3), Requests: rng.Int64N(1 << 30)}
+		rs.Rows = append(rs.Rows, r)
+	}
+	return rs
+}
+
+// TestTableFromStoreRowSets checks that a table built from a store's
+// RowSet, by references, is the table of its rows as strings, table after
+// table (the interners, and their arrays, are reused): as encoding/json
+// writes them, and with clients named, as the rows as strings are.
+func TestTableFromStoreRowSets(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	view := queryView(apiusage.AllMetrics, apiusage.GranularityDay)
+	names := func(id string) (string, bool, error) {
+		if len(id)%2 == 0 {
+			return "named " + id, true, nil
+		}
+		return "", false, nil
+	}
+	for i := range 60 {
+		rs := randRowSet(rng, rng.IntN(300))
+		x := fixture{Execution: apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics}, Rows: rs.RowSlice()}
+		got, err := newTable(rs, view, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSameBytes(t, fmt.Sprintf("set %d of %d rows", i, len(x.Rows)), appendResultsBody(nil, got), refEncode(t, refQueryResults(x)))
+		if got.bodyLen != got.measure() {
+			t.Fatalf("set %d: bodyLen %d, measured %d", i, got.bodyLen, got.measure())
+		}
+		named, err := newTable(rs, view, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := newTable(rowSetOf(x.Rows), view, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSameBytes(t, fmt.Sprintf("set %d named", i), appendResultsBody(nil, named), appendResultsBody(nil, want))
 	}
 }

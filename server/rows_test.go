@@ -240,7 +240,7 @@ func encodeQuery(tb testing.TB, x fixture) []byte {
 	if x.Status != apiusage.StatusComplete {
 		return unfinishedBody(x.Execution).b
 	}
-	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
+	t, err := newTable(rowSetOf(x.Rows), queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func encodeSearch(tb testing.TB, x fixture, offset, size int) []byte {
 	if x.Status != apiusage.StatusComplete {
 		return unfinishedBody(x.Execution).b
 	}
-	t, err := newTable(x.Rows, searchView(x.Columns), nil)
+	t, err := newTable(rowSetOf(x.Rows), searchView(x.Columns), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestTableFromPrefaultedRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	x := fixture{Execution: apiusage.Execution{Status: apiusage.StatusComplete, Metrics: apiusage.AllMetrics}, Rows: randRows(rng, 12000)}
 	want := refEncode(t, refQueryResults(x))
-	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
+	tab, err := newTable(rowSetOf(x.Rows), queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestTableFromPrefaultedRows(t *testing.T) {
 
 func TestWriteResultsStopsAtAWriteError(t *testing.T) {
 	x := largeResult()
-	tab, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
+	tab, err := newTable(rowSetOf(x.Rows), queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestQueryResultsFailOnAnUnencodableDate(t *testing.T) {
 	// Time.MarshalJSON refuses years past 9999; encoding/json failed the
 	// same way, but after the 200 was sent; now the execution fails.
 	rows := []apiusage.Row{{Date: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
-	if tab, err := newTable(rows, queryView(apiusage.AllMetrics, apiusage.GranularityDay), nil); err == nil {
+	if tab, err := newTable(rowSetOf(rows), queryView(apiusage.AllMetrics, apiusage.GranularityDay), nil); err == nil {
 		t.Fatalf("table of %d rows, want an error", tab.n)
 	}
 }
@@ -489,7 +489,7 @@ func largeResult() fixture {
 func largeTable(tb testing.TB) *table {
 	tb.Helper()
 	x := largeResult()
-	t, err := newTable(x.Rows, queryView(x.Metrics, apiusage.GranularityDay), nil)
+	t, err := newTable(rowSetOf(x.Rows), queryView(x.Metrics, apiusage.GranularityDay), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func BenchmarkBuildTable(b *testing.B) {
 	var t *table
 	for b.Loop() {
 		var err error
-		if t, err = newTable(x.Rows, view, nil); err != nil {
+		if t, err = newTable(rowSetOf(x.Rows), view, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

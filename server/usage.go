@@ -74,7 +74,7 @@ func (s *Server) handleOrgQuery() apiFunc {
 		org := c.org()
 		query := apiusage.Query{Interval: iv, Granularity: q.Granularity, GroupBy: q.GroupBy, OrganizationID: org}
 		x := apiusage.Execution{Kind: apiusage.KindOrgQuery, OrganizationID: org, Metrics: q.Metrics}
-		return s.start(r.Context(), x, queryView(q.Metrics, query.Granularity), func(ctx context.Context) ([]apiusage.Row, error) {
+		return s.start(r.Context(), x, queryView(q.Metrics, query.Granularity), func(ctx context.Context) (*apiusage.RowSet, error) {
 			return s.queryRows(ctx, query)
 		})
 	}
@@ -164,23 +164,49 @@ func (s *Server) startClientQuery(ctx context.Context, c *caller, clientID strin
 	// Every organization: a client's usage is wherever it was used.
 	query := apiusage.Query{Interval: iv, Granularity: q.Granularity, GroupBy: q.GroupBy, ClientIDs: []string{clientID}}
 	x := apiusage.Execution{Kind: apiusage.KindClientQuery, OrganizationID: c.org(), ClientID: clientID, Metrics: q.Metrics}
-	return s.start(ctx, x, queryView(q.Metrics, query.Granularity), func(ctx context.Context) ([]apiusage.Row, error) {
+	return s.start(ctx, x, queryView(q.Metrics, query.Granularity), func(ctx context.Context) (*apiusage.RowSet, error) {
 		return s.queryRows(ctx, query)
 	})
 }
 
 // queryRows runs an organization or client query, bounded by MaxResultRows.
-func (s *Server) queryRows(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
+func (s *Server) queryRows(ctx context.Context, q apiusage.Query) (*apiusage.RowSet, error) {
+	rs, err := s.queryStore(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(rs.Rows); n > s.cfg.MaxResultRows {
+		s.releaseRows(rs)
+		return nil, apiusage.Errorf(apiusage.CodeBadRequest,
+			"The result has %d rows, more than the %d allowed; query a shorter interval or group by fewer dimensions.",
+			n, s.cfg.MaxResultRows)
+	}
+	return rs, nil
+}
+
+// queryStore runs q on the store: as a RowSet when the store answers so,
+// and otherwise as rows turned into one.
+func (s *Server) queryStore(ctx context.Context, q apiusage.Query) (*apiusage.RowSet, error) {
+	if rq, ok := s.store.(apiusage.RowSetQuerier); ok {
+		rs, err := rq.QueryRowSet(ctx, q)
+		if err != nil {
+			return nil, wrap("query store", err)
+		}
+		return rs, nil
+	}
 	rows, err := s.store.Query(ctx, q)
 	if err != nil {
 		return nil, wrap("query store", err)
 	}
-	if len(rows) > s.cfg.MaxResultRows {
-		return nil, apiusage.Errorf(apiusage.CodeBadRequest,
-			"The result has %d rows, more than the %d allowed; query a shorter interval or group by fewer dimensions.",
-			len(rows), s.cfg.MaxResultRows)
+	return rowSetOf(rows), nil
+}
+
+// releaseRows hands rs back to the store, when it came from one that takes
+// it back.
+func (s *Server) releaseRows(rs *apiusage.RowSet) {
+	if rq, ok := s.store.(apiusage.RowSetQuerier); ok && rs != nil {
+		rq.ReleaseRowSet(rs)
 	}
-	return rows, nil
 }
 
 // handleSimpleSearch is endpoint 3: rows of (day, client, method, template)
@@ -193,7 +219,7 @@ func (s *Server) handleSimpleSearch() apiFunc {
 		}
 		org := c.org()
 		x := apiusage.Execution{Kind: apiusage.KindSimpleSearch, OrganizationID: org, Columns: q.Metrics}
-		return s.start(r.Context(), x, searchView(q.Metrics), func(ctx context.Context) ([]apiusage.Row, error) {
+		return s.start(r.Context(), x, searchView(q.Metrics), func(ctx context.Context) (*apiusage.RowSet, error) {
 			query := apiusage.Query{
 				Interval:       iv,
 				Granularity:    apiusage.GranularityDay,
@@ -210,18 +236,18 @@ func (s *Server) handleSimpleSearch() apiFunc {
 				if len(ids) == 0 {
 					// No client has these names: no rows, rather than an
 					// empty filter that would keep every client.
-					return nil, nil
+					return &apiusage.RowSet{}, nil
 				}
 				query.ClientIDs = ids
 			}
-			rows, err := s.store.Query(ctx, query)
+			rs, err := s.queryStore(ctx, query)
 			if err != nil {
-				return nil, wrap("query store", err)
+				return nil, err
 			}
-			if len(rows) > maxSearchRows {
-				rows = rows[:maxSearchRows]
+			if len(rs.Rows) > maxSearchRows {
+				rs.Rows = rs.Rows[:maxSearchRows]
 			}
-			return rows, nil
+			return rs, nil
 		})
 	}
 }
@@ -262,7 +288,7 @@ func (s *Server) clientIDsNamed(ctx context.Context, org string, names []string)
 // work's rows get their client names and become the execution's result, as
 // view shows them.
 func (s *Server) start(ctx context.Context, x apiusage.Execution, view tableView,
-	work func(ctx context.Context) ([]apiusage.Row, error)) (int, any, error) {
+	work func(ctx context.Context) (*apiusage.RowSet, error)) (int, any, error) {
 	if err := s.pool.reserve(x.OrganizationID); err != nil {
 		return 0, nil, err
 	}
@@ -285,7 +311,7 @@ func (s *Server) start(ctx context.Context, x apiusage.Execution, view tableView
 // the registry (in that order, so that a poll that sees it Complete finds
 // its rows unless they were dropped since).
 func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
-	work func(ctx context.Context) ([]apiusage.Row, error)) {
+	work func(ctx context.Context) (*apiusage.RowSet, error)) {
 	defer s.metrics.executionsRunning.Dec()
 	started := time.Now()
 	t, err := func() (t *table, err error) {
@@ -294,19 +320,17 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 				err = fmt.Errorf("panic: %v", p)
 			}
 		}()
-		rows, err := work(ctx)
+		rs, err := work(ctx)
 		if err != nil {
 			return nil, err
 		}
+		// The table holds nothing of rs: its memory may serve the next
+		// query.
+		defer s.releaseRows(rs)
 		// Dates are written as the contract's 2020-02-02T00:00:00Z: UTC
 		// (newTable formats them so), and nothing without a granularity
 		// (the view says).
-		t, err = newTable(rows, view, s.clientNames(ctx, x.OrganizationID))
-		// The table holds no row: their memory may serve the next query.
-		if r, ok := s.store.(apiusage.RowReleaser); ok {
-			r.ReleaseRows(rows)
-		}
-		return t, err
+		return newTable(rs, view, s.clientNames(ctx, x.OrganizationID))
 	}()
 	s.metrics.queryDuration.WithLabelValues(string(x.Kind)).Observe(time.Since(started).Seconds())
 	now := s.cfg.Now()

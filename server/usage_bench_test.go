@@ -13,49 +13,62 @@ import (
 	"github.com/apiusage/apiusage"
 )
 
-// cannedStore answers every query with the same rows: the server's share of
-// a query, without the store's.
+// cannedStore answers every query with the same rows, as a RowSet as the
+// embedded store does: the server's share of a query, without the store's.
 type cannedStore struct {
 	apiusage.Store
-	rows []apiusage.Row
+	rows *apiusage.RowSet
 }
 
 func (s cannedStore) Query(ctx context.Context, q apiusage.Query) ([]apiusage.Row, error) {
-	return s.rows, nil
+	return s.rows.RowSlice(), nil
 }
+
+func (s cannedStore) QueryRowSet(ctx context.Context, q apiusage.Query) (*apiusage.RowSet, error) {
+	rs := *s.rows
+	return &rs, nil
+}
+
+func (s cannedStore) ReleaseRowSet(*apiusage.RowSet) {}
 
 // fullRunRows are rows shaped like the full run's (100 million events)
 // 90-day organization query at Day by client, template and method: 387,782
 // rows over 90 days, 201 clients each calling about 21 template and method
 // pairs a day, and counts as wide as that run's (16, 11, 13, 10, 12 and 16
-// bits), in the store's order.
-func fullRunRows() []apiusage.Row {
+// bits), in the store's order; as a RowSet, whose strings are
+// dictionaries, as the embedded store gives them.
+func fullRunRows() *apiusage.RowSet {
 	const n = 387_782
 	rng := rand.New(rand.NewPCG(9, 10))
-	ids, names, templates := make([]string, 201), make([]string, 201), make([]string, 400)
-	for i := range ids {
-		ids[i], names[i] = fmt.Sprintf("9f32b7cf-7418-4cc1-b4e7-%012d", i), fmt.Sprintf("client %d", i)
+	rs := &apiusage.RowSet{Rows: make([]apiusage.RowRef, 0, n)}
+	for f := range rs.Strings {
+		rs.Strings[f] = []string{""}
 	}
-	for i := range templates {
-		templates[i] = fmt.Sprintf("api/v2/things/{thingId}/parts/%d", i)
+	for i := range 201 {
+		rs.Strings[apiusage.RefClient] = append(rs.Strings[apiusage.RefClient], fmt.Sprintf("9f32b7cf-7418-4cc1-b4e7-%012d", i))
+		rs.Strings[apiusage.RefClientName] = append(rs.Strings[apiusage.RefClientName], fmt.Sprintf("client %d", i))
 	}
-	methods := []string{"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"}
-	rows := make([]apiusage.Row, 0, n)
-	for d := 0; len(rows) < n; d++ {
-		for c := 0; c < len(ids) && len(rows) < n; c++ {
-			first := rng.IntN(len(templates) - 20)
-			for k := 0; k < 21 && len(rows) < n; k++ {
-				rows = append(rows, apiusage.Row{
-					Date:     time.Date(2026, 8, 3+d, 0, 0, 0, 0, time.UTC),
-					ClientID: ids[c], ClientName: names[c], TemplateURI: templates[first+k%20], Method: methods[k%6],
-					Counts: apiusage.Counts{Status200: rng.Int64N(1 << 16), Status300: rng.Int64N(1 << 11),
-						Status400: rng.Int64N(1 << 13), Status500: rng.Int64N(1 << 10), Status429: rng.Int64N(1 << 12),
-						Requests: rng.Int64N(1 << 16)},
-				})
+	for i := range 400 {
+		rs.Strings[apiusage.RefTemplate] = append(rs.Strings[apiusage.RefTemplate], fmt.Sprintf("api/v2/things/{thingId}/parts/%d", i))
+	}
+	rs.Strings[apiusage.RefMethod] = append(rs.Strings[apiusage.RefMethod], "DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+	for d := 0; len(rs.Rows) < n; d++ {
+		rs.Dates = append(rs.Dates, time.Date(2026, 8, 3+d, 0, 0, 0, 0, time.UTC))
+		for c := uint32(1); c <= 201 && len(rs.Rows) < n; c++ {
+			first := uint32(1 + rng.IntN(400-20))
+			for k := uint32(0); k < 21 && len(rs.Rows) < n; k++ {
+				var r apiusage.RowRef
+				r.Refs[apiusage.RefClient], r.Refs[apiusage.RefClientName] = c, c
+				r.Refs[apiusage.RefTemplate], r.Refs[apiusage.RefMethod] = first+k%20, 1+k%6
+				r.Date = uint32(d)
+				r.Counts = apiusage.Counts{Status200: rng.Int64N(1 << 16), Status300: rng.Int64N(1 << 11),
+					Status400: rng.Int64N(1 << 13), Status500: rng.Int64N(1 << 10), Status429: rng.Int64N(1 << 12),
+					Requests: rng.Int64N(1 << 16)}
+				rs.Rows = append(rs.Rows, r)
 			}
 		}
 	}
-	return rows
+	return rs
 }
 
 // BenchmarkLargeQueryHTTP measures the server's share of the suite's

@@ -31,25 +31,26 @@ func TestReleasedRowsAreReused(t *testing.T) {
 	byCTM := apiusage.Query{Interval: iv, Granularity: apiusage.GranularityDay, OrganizationID: "org",
 		GroupBy: []apiusage.Dimension{apiusage.DimClient, apiusage.DimTemplateURI, apiusage.DimMethod}}
 
-	first, err := s.Query(context.Background(), byUser)
+	first, err := s.QueryRowSet(context.Background(), byUser)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(first) < minPooledRows {
-		t.Fatalf("%d rows: too few for the pool, the test proves nothing", len(first))
+	if len(first.Rows) < minPooledRows {
+		t.Fatalf("%d rows: too few for the pool, the test proves nothing", len(first.Rows))
 	}
-	s.ReleaseRows(first)
+	kept := &first.Rows[:1][0]
+	s.ReleaseRowSet(first)
 	for _, q := range []apiusage.Query{byCTM, byUser, byUser} {
-		rows, err := s.Query(context.Background(), q)
+		rs, err := s.QueryRowSet(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := storetest.Count(m.Events(), q); !slices.Equal(rows, want) {
+		if rows, want := rs.RowSlice(), storetest.Count(m.Events(), q); !slices.Equal(rows, want) {
 			t.Fatalf("%s after a release: %d rows, want %d (or different)", storetest.FormatQuery(q), len(rows), len(want))
 		}
-		if len(rows) >= minPooledRows && &rows[:1][0] != &first[:1][0] {
-			t.Errorf("%s: %d rows not in the released memory", storetest.FormatQuery(q), len(rows))
+		if len(rs.Rows) >= minPooledRows && &rs.Rows[:1][0] != kept {
+			t.Errorf("%s: %d rows not in the released memory", storetest.FormatQuery(q), len(rs.Rows))
 		}
-		s.ReleaseRows(rows)
+		s.ReleaseRowSet(rs)
 	}
 }

@@ -346,11 +346,14 @@ func readBody(buf []byte, r io.Reader, n int64) ([]byte, error) {
 	}
 }
 
-// scanStatus finds queryStatus and cursors.after in a results body. A
-// Running body is tiny; a Complete one may be megabytes, whose status is
-// near its end, so it looks from the end.
+// scanStatus finds queryStatus and cursors.after in a results body. They
+// follow the rows, as apiusage writes them: a Complete body of megabytes is
+// searched in its tail first, and whole only when its status is not there.
+// Searching it whole every time cost the timed poll about 1.5 ns a byte
+// (bytes.LastIndex is not vectorised), 170 ms for the largest body of the
+// suite, which does not hold the absent "after" key.
 func scanStatus(b []byte) (status, after string) {
-	find := func(key string) string {
+	find := func(b []byte, key string) string {
 		i := bytes.LastIndex(b, []byte(`"`+key+`":"`))
 		if i < 0 {
 			return ""
@@ -362,5 +365,12 @@ func scanStatus(b []byte) (status, after string) {
 		}
 		return string(rest[:j])
 	}
-	return find("queryStatus"), find("after")
+	if tail := b[max(0, len(b)-statusTail):]; find(tail, "queryStatus") != "" {
+		b = tail
+	}
+	return find(b, "queryStatus"), find(b, "after")
 }
+
+// statusTail is the length of a results body's end that holds its status
+// and cursors: a cursor is under a hundred bytes.
+const statusTail = 1024

@@ -154,11 +154,16 @@ func TestScanStatus(t *testing.T) {
 		{`{"queryStatus":"Running"}`, "Running", ""},
 		{`{"results":[{"clientId":"x"}],"queryStatus":"Complete","cursors":{"after":"abc="}}`, "Complete", "abc="},
 		{`{"results":[],"queryStatus":"Complete"}`, "Complete", ""},
+		// Rows longer than the tail searched first.
+		{`{"results":[` + strings.Repeat(`{"clientId":"x"},`, 500) + `{"clientId":"y"}],"queryStatus":"Complete","cursors":{"after":"p2"}}`, "Complete", "p2"},
+		{`{"results":[` + strings.Repeat(`{"clientId":"x"},`, 500) + `{"clientId":"y"}],"queryStatus":"Complete"}`, "Complete", ""},
+		// The status before the rows: found in the whole body.
+		{`{"queryStatus":"Complete","cursors":{"after":"p3"},"results":[` + strings.Repeat(`{"clientId":"x"},`, 500) + `{"clientId":"y"}]}`, "Complete", "p3"},
 	}
 	for _, tt := range tests {
 		s, a := scanStatus([]byte(tt.body))
 		if s != tt.status || a != tt.after {
-			t.Errorf("scanStatus(%s) = %q, %q; want %q, %q", tt.body, s, a, tt.status, tt.after)
+			t.Errorf("scanStatus(%.80s...) = %q, %q; want %q, %q", tt.body, s, a, tt.status, tt.after)
 		}
 	}
 }

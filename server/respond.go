@@ -64,6 +64,9 @@ func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, b
 		hb.setHeaders(h)
 	}
 	if raw, ok := body.(resultsBody); ok {
+		if raw.done != nil {
+			defer raw.done()
+		}
 		// Encoded by hand: a length rather than HTTP chunks, and the
 		// bytes written as they are (or as stream encodes them).
 		if raw.stream != nil {

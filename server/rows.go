@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ import (
 // cost as much as the query itself.
 type resultsBody struct {
 	b []byte
+	// done, when set, is called once b is written (or not), and b is not
+	// used after.
+	done func()
 
 	n      int
 	stream func(w io.Writer) error
@@ -153,12 +157,12 @@ func (s *Server) queryResults(x apiusage.Execution) (int, any, error) {
 	return http.StatusOK, resultsBody{n: t.bodyLen, stream: func(w io.Writer) error { return writeResults(w, t) }}, nil
 }
 
-// searchPage returns the body of the page of a simple search's result that
-// starts at offset. Pages are small (maxPageSize rows), so each is encoded
-// when asked for.
-func searchPage(t *table, executionID string, offset, size int) []byte {
+// searchPage appends the body of the page of a simple search's result that
+// starts at offset to b. Pages are small (maxPageSize rows), so each is
+// encoded when asked for.
+func searchPage(b []byte, t *table, executionID string, offset, size int) []byte {
 	end := min(offset+size, t.n)
-	b := make([]byte, 0, 128+256*(end-offset))
+	b = slices.Grow(b, 128+256*(end-offset))
 	b = append(b, resultsStart...)
 	b = t.appendRows(b, offset, end)
 	b = append(b, `],"queryStatus":"Complete"`...)
@@ -169,6 +173,13 @@ func searchPage(t *table, executionID string, offset, size int) []byte {
 	}
 	return append(b, "}\n"...)
 }
+
+// pageBuffers keeps the buffers simple search pages are encoded into (a
+// page of maxPageSize rows is a few hundred kilobytes): the server's heap
+// is mostly its store's, so the collector runs seldom, and a buffer left to
+// it would be fresh memory again for many pages, whose page faults cost
+// more than encoding into it.
+var pageBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // needsEscape8 reports whether any of the 8 bytes of s is a control
 // character, a quote, a backslash or not ASCII. It tests all 8 at once (the

@@ -267,7 +267,7 @@ func encodeSearch(tb testing.TB, x fixture, offset, size int) []byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return searchPage(t, x.ID, offset, size)
+	return searchPage(nil, t, x.ID, offset, size)
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {

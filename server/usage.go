@@ -443,7 +443,9 @@ func (s *Server) handleSimpleSearchResults() apiFunc {
 				return 0, nil, err
 			}
 		}
-		return http.StatusOK, resultsBody{b: searchPage(res.rows, x.ID, offset, size)}, nil
+		buf := pageBuffers.Get().(*[]byte)
+		*buf = searchPage((*buf)[:0], res.rows, x.ID, offset, size)
+		return http.StatusOK, resultsBody{b: *buf, done: func() { pageBuffers.Put(buf) }}, nil
 	}
 }
 

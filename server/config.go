@@ -43,6 +43,12 @@ type Config struct {
 	// holding results) are dropped, and their polls get a 404 that says so
 	// (see resultStore for the policy).
 	ResultMemory int64
+	// PollWait is how long a poll of an execution still running on this
+	// server waits for it to finish before it answers Running: a client
+	// then gets the result as soon as it is ready, in one round trip,
+	// rather than at a later poll, and polls less. Negative: a poll
+	// answers at once.
+	PollWait time.Duration
 	// HashCost is the bcrypt cost of client secrets.
 	HashCost int
 	// Now tells the time: of tokens, executions and summaries. Tests inject
@@ -64,6 +70,7 @@ func DefaultConfig() Config {
 		MaxBatchEvents:     100_000,
 		MaxResultRows:      1_000_000,
 		ResultMemory:       256 << 20,
+		PollWait:           time.Second,
 		HashCost:           bcrypt.DefaultCost,
 		Now:                time.Now,
 	}
@@ -101,6 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResultMemory == 0 {
 		c.ResultMemory = d.ResultMemory
+	}
+	if c.PollWait == 0 {
+		c.PollWait = d.PollWait
 	}
 	if c.HashCost == 0 {
 		c.HashCost = d.HashCost

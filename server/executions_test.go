@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,7 +15,9 @@ import (
 )
 
 func TestExecutionLifecycle(t *testing.T) {
-	e := newEnv(t)
+	// A poll of a running execution waits for it a while: not long here,
+	// where executions are held until the test lets them go.
+	e := newEnv(t, func(c *server.Config) { c.PollWait = 20 * time.Millisecond })
 	a := e.newTenant("Acme")
 	e.ingest(a.admin, []apiusage.Event{event(a.id, "c", "", "GET", "t", 20, 1, 200)})
 	q := map[string]any{"interval": "2026-11-20/2026-11-21"}
@@ -227,5 +230,47 @@ func TestResultMemoryIsSharedByOrganization(t *testing.T) {
 	release()
 	if got := rows(t, e.wait(a.admin, held)); len(got) != 1 {
 		t.Fatalf("rows %v, want one", got)
+	}
+}
+
+// TestPollWaitsForTheResult checks that a poll of an execution still
+// running waits for it (Config.PollWait) and answers with its result once it
+// is done, and that with PollWait negative it answers Running at once.
+func TestPollWaitsForTheResult(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wait time.Duration
+		want string
+	}{
+		{"waiting", time.Minute, "Complete"},
+		{"not waiting", -1, "Running"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *server.Config) { c.PollWait = tt.wait })
+			a := e.newTenant("Acme")
+			e.ingest(a.admin, []apiusage.Event{event(a.id, "c", "", "GET", "t", 20, 1, 200)})
+			release := e.store.hold()
+			defer release()
+			uri := e.start(a.admin, "/api/v2/usage/query", map[string]any{"interval": "2026-11-20/2026-11-21"})
+			var res response
+			if tt.wait < 0 {
+				res = e.do(request{method: "GET", path: uri, token: a.admin})
+			} else {
+				polled := make(chan response, 1)
+				go func() { polled <- e.do(request{method: "GET", path: uri, token: a.admin}) }()
+				// The poll is under way (or about to be) when the
+				// execution finishes: waiting, it answers with the
+				// result.
+				time.Sleep(50 * time.Millisecond)
+				release()
+				res = <-polled
+			}
+			var body struct {
+				QueryStatus string `json:"queryStatus"`
+			}
+			if err := json.Unmarshal(res.body, &body); res.status != http.StatusOK || err != nil || body.QueryStatus != tt.want {
+				t.Fatalf("poll: %d %s, want 200 and %s", res.status, res.body, tt.want)
+			}
+		})
 	}
 }

@@ -32,6 +32,10 @@ type Server struct {
 	gatherer prometheus.Gatherer
 	handler  http.Handler
 	pool     *pool
+	// finishing holds, by execution id, a channel closed once the
+	// execution running on this server is recorded finished: polls wait on
+	// it (Config.PollWait).
+	finishing sync.Map
 	// hashing bounds the bcrypt computations running at once: each takes
 	// tens of milliseconds of a core, so a flood of logins must queue rather
 	// than starve every other request.

@@ -302,6 +302,7 @@ func (s *Server) start(ctx context.Context, x apiusage.Execution, view tableView
 		return 0, nil, wrap("record execution", err)
 	}
 	s.metrics.executionsRunning.Inc()
+	s.finishing.Store(x.ID, make(chan struct{}))
 	s.pool.submit(x.OrganizationID, func(ctx context.Context) { s.run(ctx, x, view, work) })
 	return http.StatusAccepted, executionResult{ExecutionID: x.ID, ResultsURI: resultsURI(x)}, nil
 }
@@ -351,6 +352,9 @@ func (s *Server) run(ctx context.Context, x apiusage.Execution, view tableView,
 	if err := s.execs.Put(context.WithoutCancel(ctx), x); err != nil {
 		s.log.Error("record execution result", "executionId", x.ID, "err", err)
 	}
+	if done, ok := s.finishing.LoadAndDelete(x.ID); ok {
+		close(done.(chan struct{}))
+	}
 }
 
 // clientNames returns the namer of an execution's rows: a client of the
@@ -374,7 +378,31 @@ func (s *Server) clientNames(ctx context.Context, org string) clientNamer {
 // execution returns the execution with the id for the caller, when it is of
 // the kind and (for client queries) the client of the path. Anything else,
 // another organization's execution included, is ErrNotFound: ids do not leak.
+// An execution running on this server is waited for, up to
+// Config.PollWait, and returned as it is then.
 func (s *Server) execution(ctx context.Context, c *caller, id string, kind apiusage.ExecutionKind, clientID string) (apiusage.Execution, error) {
+	x, err := s.loadExecution(ctx, c, id, kind, clientID)
+	if err != nil || x.Status != apiusage.StatusRunning || s.cfg.PollWait < 0 {
+		return x, err
+	}
+	// Running here: wait a while for it to finish (see Config.PollWait).
+	done, ok := s.finishing.Load(x.ID)
+	if !ok {
+		return x, nil
+	}
+	t := time.NewTimer(s.cfg.PollWait)
+	defer t.Stop()
+	select {
+	case <-done.(chan struct{}):
+		return s.loadExecution(ctx, c, id, kind, clientID)
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return x, nil
+}
+
+// loadExecution is execution without waiting.
+func (s *Server) loadExecution(ctx context.Context, c *caller, id string, kind apiusage.ExecutionKind, clientID string) (apiusage.Execution, error) {
 	x, err := s.execs.Get(ctx, id)
 	if err != nil {
 		if apiusage.ErrorCode(err) == apiusage.CodeNotFound {

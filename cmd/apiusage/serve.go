@@ -149,6 +149,7 @@ APIUSAGE_BOOTSTRAP_CLIENT_SECRET to choose them instead.`,
 	f.DurationVar(&cfg.Server.TokenTTL, "token-ttl", cfg.Server.TokenTTL, "lifetime of access tokens [APIUSAGE_TOKEN_TTL]")
 	f.DurationVar(&cfg.Server.ResultTTL, "result-ttl", cfg.Server.ResultTTL, "how long query results are kept [APIUSAGE_RESULT_TTL]")
 	f.Int64Var(&cfg.Server.ResultMemory, "result-memory", cfg.Server.ResultMemory, "bytes the results of finished queries may take in all; past it the oldest results of the organizations holding more than their share are dropped [APIUSAGE_RESULT_MEMORY]")
+	f.DurationVar(&cfg.Server.PollWait, "poll-wait", cfg.Server.PollWait, "how long a poll of a running query waits for its result before it answers Running; negative: not at all [APIUSAGE_POLL_WAIT]")
 	f.IntVar(&cfg.Server.Workers, "workers", cfg.Server.Workers, "query workers [APIUSAGE_WORKERS]")
 	f.IntVar(&cfg.Server.MaxRunningPerOrg, "max-running-per-org", cfg.Server.MaxRunningPerOrg, "running executions allowed per organization [APIUSAGE_MAX_RUNNING_PER_ORG]")
 	f.Int64Var(&cfg.Server.MaxIngestBodyBytes, "max-ingest-bytes", cfg.Server.MaxIngestBodyBytes, "largest ingest body [APIUSAGE_MAX_INGEST_BYTES]")

@@ -84,6 +84,7 @@ var envFlags = map[string]string{
 	"token-ttl":           "APIUSAGE_TOKEN_TTL",
 	"result-ttl":          "APIUSAGE_RESULT_TTL",
 	"result-memory":       "APIUSAGE_RESULT_MEMORY",
+	"poll-wait":           "APIUSAGE_POLL_WAIT",
 	"workers":             "APIUSAGE_WORKERS",
 	"max-running-per-org": "APIUSAGE_MAX_RUNNING_PER_ORG",
 	"max-ingest-bytes":    "APIUSAGE_MAX_INGEST_BYTES",

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apiusage/apiusage"
 	"github.com/apiusage/apiusage/client"
+	"github.com/spf13/pflag"
 )
 
 func TestParseLast(t *testing.T) {
@@ -381,4 +382,23 @@ func TestSpinnerLine(t *testing.T) {
 	if got, want := spinnerLine(11, 1500*time.Millisecond), "⠙ waiting for the result 1.5s"; got != want {
 		t.Errorf("spinnerLine = %q, want %q", got, want)
 	}
+}
+
+// TestEveryServeFlagHasItsVariable checks that each flag of serve can be set
+// from the environment, by the variable its help names.
+func TestEveryServeFlagHasItsVariable(t *testing.T) {
+	cmd := serveCommand(func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		v, ok := envFlags[f.Name]
+		if !ok {
+			t.Errorf("--%s has no environment variable", f.Name)
+			return
+		}
+		if !strings.Contains(f.Usage, "["+v+"]") {
+			t.Errorf("--%s: its help %q does not name %s", f.Name, f.Usage, v)
+		}
+	})
 }

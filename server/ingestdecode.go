@@ -48,19 +48,12 @@ type eventParser struct {
 	vals [numInterned][]string
 	refs [][numInterned]uint32
 	cur  *[numInterned]uint32
-	// strs interns the strings of the batches, a table per field (small
-	// tables are faster to probe, and most fields have few values):
-	// organizations, clients, templates and methods repeat from event to
-	// event, and each distinct value is allocated once, not once an event.
-	// It maps a value to its index in interned. The strings are kept from
-	// batch to batch, up to maxInternedBytes, so that a value is the same Go
-	// string batch after batch even when it lost its place in recent: a
-	// store may know it by its address (the embedded store does), and a
-	// value found again is not allocated again.
-	strs     [numInterned]map[string]uint32
-	interned [numInterned][]internedString
-	// internedBytes counts, by field, what its strings in interned take.
-	internedBytes [numInterned]int
+	// strs interns the strings of a batch, a table per field (small tables
+	// are faster to probe, and most fields have few values): organizations,
+	// clients, templates and methods repeat from event to event, and each
+	// distinct value is allocated once a batch instead of once an event.
+	// It maps a value to its index in vals.
+	strs [numInterned]map[string]uint32
 	// recent is a direct-mapped cache in front of strs, kept from batch to
 	// batch: a hit costs a few loads and a comparison where the map would
 	// hash the whole string and probe a table too big for the CPU's caches.
@@ -75,20 +68,6 @@ type eventParser struct {
 	events  []apiusage.Event
 	scratch []byte // unescaped strings
 }
-
-// internedString is a value of eventParser.interned; its ref is its index
-// in vals when its gen is the batch's.
-type internedString struct {
-	s        string
-	ref, gen uint32
-}
-
-// maxInternedBytes bounds the strings a parser keeps of a field from batch
-// to batch (about 10,000 identifiers with the map's and interned's entries
-// that find them), so that a pooled parser pins little: past it, the next
-// batch starts the field afresh. Of the suite's fields only users (50,000)
-// pass it.
-const maxInternedBytes = 1 << 20
 
 // recentEntry is a slot of eventParser.recent: a cache line, which holds
 // the bytes of a string up to inlineMax long as well, so that checking a hit
@@ -125,6 +104,10 @@ func (ps *eventParsers) get() *eventParser {
 func (ps *eventParsers) put(p *eventParser) {
 	if cap(p.buf) > maxPooledBody {
 		return
+	}
+	// The strings go with their batch; the map keeps its buckets.
+	for _, m := range p.strs {
+		clear(m)
 	}
 	p.data = nil
 	p.cur = nil
@@ -207,20 +190,7 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 	if p.gen++; p.gen == 0 {
 		// After 2^32 batches, entries of the first would look current.
 		clear(p.recent)
-		for i := range p.interned {
-			for j := range p.interned[i] {
-				p.interned[i][j].gen = 0
-			}
-		}
 		p.gen = 1
-	}
-	for i, n := range p.internedBytes {
-		if n > maxInternedBytes {
-			clear(p.strs[i])
-			clear(p.interned[i])
-			p.interned[i] = p.interned[i][:0]
-			p.internedBytes[i] = 0
-		}
 	}
 	for i := range p.vals {
 		p.vals[i] = append(p.vals[i][:0], "")
@@ -570,8 +540,8 @@ func (p *eventParser) field(f int, e *apiusage.Event) error {
 // field has more than that: organizations and methods are few; clients and
 // their names about 1,300 a batch, of 2,000; templates 360, of 400; users
 // about 4,300 a batch, of 50,000, where a smaller cache lost more than a
-// tenth of them to collisions, each then found in the map and allocated
-// again, a new string for the store to look up again too.
+// tenth of them to collisions, each then looked up in the map and
+// allocated again.
 var recentBits = [numInterned]uint8{
 	fieldOrg - fieldOrg: 8, fieldClient - fieldOrg: 12, fieldClientName - fieldOrg: 12,
 	fieldUser - fieldOrg: 14, fieldTemplate - fieldOrg: 10, fieldMethod - fieldOrg: 6,
@@ -585,9 +555,9 @@ var recentStart = func() (start [numInterned + 1]int) {
 	return start
 }()
 
-// intern returns b, a value of field f, as a string allocated once while
-// the parser keeps it (see strs), and records its index in the batch's
-// values as the current event's ref.
+// intern returns b, a value of field f, as a string allocated at most once
+// a batch, and records its index in the batch's values as the current
+// event's ref.
 func (p *eventParser) intern(f int, b []byte) string {
 	i := f - fieldOrg
 	if len(b) == 0 {
@@ -608,9 +578,9 @@ func (p *eventParser) intern(f int, b []byte) string {
 	slot := &p.recent[recentStart[i]+int(h>>(64-recentBits[i]))]
 	if slot.holds(b) {
 		if slot.gen != p.gen {
-			// Its first use this batch: should it lose its slot and come
-			// back through strs, it is given a second ref there, which
-			// BatchStrings allows.
+			// Its first use this batch. It is not added to strs: should
+			// it lose its slot and come back, it is given a second ref,
+			// which BatchStrings allows.
 			slot.gen, slot.ref = p.gen, uint32(len(p.vals[i]))
 			p.vals[i] = append(p.vals[i], slot.s)
 		}
@@ -618,25 +588,19 @@ func (p *eventParser) intern(f int, b []byte) string {
 		return slot.s
 	}
 	m := p.strs[i]
-	k, ok := m[string(b)]
-	if !ok {
-		s := string(b)
-		k = uint32(len(p.interned[i]))
-		p.interned[i] = append(p.interned[i], internedString{s: s})
-		m[s] = k
-		// With the map's entry and the interned one.
-		p.internedBytes[i] += len(s) + 64
+	ref, ok := m[string(b)]
+	var s string
+	if ok {
+		s = p.vals[i][ref]
+	} else {
+		s = string(b)
+		ref = uint32(len(p.vals[i]))
+		p.vals[i] = append(p.vals[i], s)
+		m[s] = ref
 	}
-	v := &p.interned[i][k]
-	if v.gen != p.gen {
-		// Should it have had a slot in recent earlier this batch, it is
-		// given a second ref, which BatchStrings allows.
-		v.gen, v.ref = p.gen, uint32(len(p.vals[i]))
-		p.vals[i] = append(p.vals[i], v.s)
-	}
-	slot.set(v.s, v.ref, p.gen)
-	p.cur[i] = v.ref
-	return v.s
+	slot.set(s, ref, p.gen)
+	p.cur[i] = ref
+	return s
 }
 
 // holds reports whether the entry's string is b, as e.s == string(b) would,

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/apiusage/apiusage"
 	"github.com/apiusage/apiusage/bench/workload"
@@ -667,40 +666,5 @@ func TestRecentEntryHolds(t *testing.T) {
 		e.set(string(random(n)), 0, 0)
 		check(&e, random(n))
 		check(&e, random(rng.IntN(inlineMax+10)))
-	}
-}
-
-// TestEventParsersInternedBound decodes batches whose users pass the bytes
-// a parser keeps of a field: the field starts afresh, the others keep their
-// strings, and every batch still decodes to its own values.
-func TestEventParsersInternedBound(t *testing.T) {
-	var ps eventParsers
-	p := ps.get()
-	var org string
-	for batch := range 4 {
-		var body bytes.Buffer
-		var want []string
-		for i := range 2000 {
-			v := fmt.Sprintf("%d-%d-%s", batch, i, strings.Repeat("u", 500))
-			want = append(want, v)
-			fmt.Fprintf(&body, "{\"organizationId\":\"org\",\"userId\":%q}\n", v)
-		}
-		events, _, err := p.decodeReused(&body, 0, true, 10_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, e := range events {
-			if e.UserID != want[i] || e.OrganizationID != "org" {
-				t.Fatalf("batch %d event %d: userId %.20q, organizationId %q; want %.20q and org", batch, i, e.UserID, e.OrganizationID, want[i])
-			}
-		}
-		if batch == 0 {
-			org = events[0].OrganizationID
-		} else if unsafe.StringData(events[0].OrganizationID) != unsafe.StringData(org) {
-			t.Fatalf("batch %d: the organization is a new string, want the first batch's", batch)
-		}
-		if n := p.internedBytes[fieldUser-fieldOrg]; n > 2*maxInternedBytes {
-			t.Fatalf("batch %d: the parser keeps %d bytes of users, want them bounded by about %d", batch, n, maxInternedBytes)
-		}
 	}
 }

@@ -55,10 +55,12 @@ type eventParser struct {
 	// It maps a value to its index in vals.
 	strs [numInterned]map[string]uint32
 	// recent is a direct-mapped cache in front of strs, kept from batch to
-	// batch: a hit costs two loads and a comparison where the map would
+	// batch: a hit costs a few loads and a comparison where the map would
 	// hash the whole string and probe a table too big for the CPU's caches.
 	// An entry's ref is its index in vals when its gen is the batch's.
-	recent [numInterned][1 << recentBits]recentEntry
+	// Each field's entries are recent[recentStart[f]:recentStart[f+1]];
+	// allocated apart, so that its entries start cache lines.
+	recent []recentEntry
 	gen    uint32 // the batch's number, for recent
 	// follow is, by field, the field whose key came next the last time
 	// (fieldNone: the first key of an object), the key object tries first.
@@ -67,12 +69,20 @@ type eventParser struct {
 	scratch []byte // unescaped strings
 }
 
-// recentEntry is a slot of eventParser.recent.
+// recentEntry is a slot of eventParser.recent: a cache line, which holds
+// the bytes of a string up to inlineMax long as well, so that checking a hit
+// reads the line and not the string's bytes, elsewhere in the heap (half
+// the cache misses of a hit, which dominated the parser's time).
 type recentEntry struct {
-	s   string
-	ref uint32
-	gen uint32
+	inline [inlineMax]byte // s's bytes when it is short enough; the rest left over
+	s      string
+	ref    uint32
+	gen    uint32
 }
+
+// inlineMax is the longest string a recentEntry holds in line: identifiers
+// (36 bytes as UUIDs), names and most templates.
+const inlineMax = 40
 
 // maxPooledEvents bounds the event slice a parser keeps for the next batch.
 const maxPooledEvents = 1 << 15
@@ -84,7 +94,7 @@ func (ps *eventParsers) get() *eventParser {
 	if p, ok := ps.p.Get().(*eventParser); ok {
 		return p
 	}
-	p := &eventParser{}
+	p := &eventParser{recent: make([]recentEntry, recentStart[numInterned])}
 	for i := range p.strs {
 		p.strs[i] = make(map[string]uint32)
 	}
@@ -179,7 +189,7 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 	}
 	if p.gen++; p.gen == 0 {
 		// After 2^32 batches, entries of the first would look current.
-		clear(p.recent[:])
+		clear(p.recent)
 		p.gen = 1
 	}
 	for i := range p.vals {
@@ -525,9 +535,25 @@ func (p *eventParser) field(f int, e *apiusage.Event) error {
 	return nil
 }
 
-// recentBits sizes each field's cache of recent strings: 4,096 slots, a
-// few times the distinct users or clients of a 10,000-event batch.
-const recentBits = 12
+// recentBits sizes each field's cache of recent strings, a few times the
+// distinct values of a 10,000-event batch of the suite's workload where a
+// field has more than that: organizations and methods are few; clients and
+// their names about 1,300 a batch, of 2,000; templates 360, of 400; users
+// about 4,300 a batch, of 50,000, where a smaller cache lost more than a
+// tenth of them to collisions, each then looked up in the map and
+// allocated again.
+var recentBits = [numInterned]uint8{
+	fieldOrg - fieldOrg: 8, fieldClient - fieldOrg: 12, fieldClientName - fieldOrg: 12,
+	fieldUser - fieldOrg: 14, fieldTemplate - fieldOrg: 10, fieldMethod - fieldOrg: 6,
+}
+
+// recentStart is, by field, where its entries start in eventParser.recent.
+var recentStart = func() (start [numInterned + 1]int) {
+	for i, b := range recentBits {
+		start[i+1] = start[i] + 1<<b
+	}
+	return start
+}()
 
 // intern returns b, a value of field f, as a string allocated at most once
 // a batch, and records its index in the batch's values as the current
@@ -549,8 +575,8 @@ func (p *eventParser) intern(f int, b []byte) string {
 		}
 	}
 	h = (h ^ uint64(len(b))) * 0x9e3779b97f4a7c15
-	slot := &p.recent[i][h>>(64-recentBits)]
-	if slot.s == string(b) {
+	slot := &p.recent[recentStart[i]+int(h>>(64-recentBits[i]))]
+	if slot.holds(b) {
 		if slot.gen != p.gen {
 			// Its first use this batch. It is not added to strs: should
 			// it lose its slot and come back, it is given a second ref,
@@ -572,9 +598,36 @@ func (p *eventParser) intern(f int, b []byte) string {
 		p.vals[i] = append(p.vals[i], s)
 		m[s] = ref
 	}
-	*slot = recentEntry{s: s, ref: ref, gen: p.gen}
+	slot.set(s, ref, p.gen)
 	p.cur[i] = ref
 	return s
+}
+
+// holds reports whether the entry's string is b, as e.s == string(b) would,
+// reading the bytes held in line when b is 8 to inlineMax bytes long: a word
+// at a time, the last word overlapping the one before, the differences ORed
+// into one test, without a call into the runtime.
+func (e *recentEntry) holds(b []byte) bool {
+	n := len(b)
+	// One unsigned comparison for n < 8 or n > inlineMax.
+	if len(e.s) != n || uint(n-8) > inlineMax-8 {
+		return e.s == string(b)
+	}
+	t := e.inline[:n]
+	diff := binary.LittleEndian.Uint64(t[n-8:]) ^ binary.LittleEndian.Uint64(b[n-8:])
+	for i := 0; i < n-8; i += 8 {
+		diff |= binary.LittleEndian.Uint64(t[i:]) ^ binary.LittleEndian.Uint64(b[i:])
+	}
+	return diff == 0
+}
+
+// set makes the entry hold s.
+func (e *recentEntry) set(s string, ref, gen uint32) {
+	e.s, e.ref, e.gen = s, ref, gen
+	if len(s) <= inlineMax {
+		// The bytes past s's matter to no comparison; they are left.
+		copy(e.inline[:], s)
+	}
 }
 
 // literal consumes want (true, false or null) at p.pos.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -456,6 +457,51 @@ func BenchmarkIngestDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkIngestDecodeStream decodes and validates successive batches of
+// 10,000 workload events, each batch new to the parser, as the server sees
+// them: its recent strings churn from batch to batch (users above all),
+// which one batch decoded again and again does not show. The server's
+// connections take turns with a few parsers, and between two batches of one
+// parser the store's work evicts much of what it left in the CPU's caches:
+// parsers=4 decodes with four in turn.
+func BenchmarkIngestDecodeStream(b *testing.B) {
+	const n, batches = 10_000, 20
+	lines := bytes.SplitAfter(workloadBatch(b, n*batches), []byte{'\n'})
+	var bodies [][]byte
+	for i := 0; i+n <= len(lines); i += n {
+		bodies = append(bodies, bytes.Join(lines[i:i+n], nil))
+	}
+	for _, parsers := range []int{1, 4} {
+		b.Run(fmt.Sprintf("parsers=%d", parsers), func(b *testing.B) {
+			ps := make([]eventParsers, parsers)
+			decode := func(i int) {
+				pool := &ps[i%parsers]
+				p := pool.get()
+				body := bodies[i%len(bodies)]
+				events, hint, err := p.decodeReused(bytes.NewReader(body), int64(len(body)), true, 100_000)
+				if err != nil || len(events) != n {
+					b.Fatalf("decoded %d events, err %v", len(events), err)
+				}
+				if !validHinted(events, hint) {
+					b.Fatal("validHinted rejects the workload")
+				}
+				pool.put(p)
+			}
+			// Warm, as a server is after its first batches.
+			for i := range 2 * batches {
+				decode(i)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(bodies[0])))
+			cpu := cpuTime(b)
+			for i := 0; b.Loop(); i++ {
+				decode(i)
+			}
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(n*b.N), "cpu-ns/event")
+		})
+	}
+}
+
 // TestPlain8 holds the word-at-a-time check to the byte-at-a-time one, on
 // words made of the bytes around every boundary it must see.
 func TestPlain8(t *testing.T) {
@@ -577,4 +623,48 @@ func (ps *eventParsers) decode(r io.Reader, sizeHint int64, ndjson bool, max int
 		return nil, err
 	}
 	return p.parse(nil, ndjson, max)
+}
+
+// TestRecentEntryHolds holds an entry's comparison to ==, on strings of
+// every length around the word size and the in-line bound, differing from
+// the entry's in each byte, and on random strings, with entries that held
+// a longer string before (whose bytes linger in line).
+func TestRecentEntryHolds(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.IntN(4)) // few values: equal bytes are common
+		}
+		return b
+	}
+	check := func(e *recentEntry, b []byte) {
+		t.Helper()
+		if got, want := e.holds(b), e.s == string(b); got != want {
+			t.Fatalf("entry %q (in line %q): holds(%q) = %v, want %v", e.s, e.inline, b, got, want)
+		}
+	}
+	var e recentEntry
+	for n := 0; n <= inlineMax+9; n++ {
+		s := random(n)
+		e.set(strings.Repeat("\xff", inlineMax), 0, 0) // leftovers
+		e.set(string(s), 1, 1)
+		check(&e, s)
+		for i := range n {
+			b := slices.Clone(s)
+			b[i] ^= 0x80
+			check(&e, b)
+		}
+		check(&e, append(slices.Clone(s), 0))
+		if n > 0 {
+			check(&e, s[:n-1])
+			check(&e, s[1:])
+		}
+	}
+	for range 20000 {
+		n := rng.IntN(inlineMax + 10)
+		e.set(string(random(n)), 0, 0)
+		check(&e, random(n))
+		check(&e, random(rng.IntN(inlineMax+10)))
+	}
 }

@@ -602,14 +602,15 @@ func (x *refIndex) reset() {
 		}
 	}
 	x.given = x.given[:0]
-	if len(x.dense) > maxKeptRefs {
+	if len(x.dense) > maxKept {
 		x.dense = nil
 	}
 }
 
-// maxKeptRefs bounds the array of references an interner keeps for the
-// next table, per field: 16 MiB.
-const maxKeptRefs = 4 << 20
+// maxKept bounds each array an interner keeps for the next table (by
+// reference, per field, and its scratch): 4M entries, 16 MiB. Larger ones
+// are rare, and are left to the collector.
+const maxKept = 4 << 20
 
 // interners keeps a few interners for the next tables. It is not a
 // sync.Pool, which the collector empties: an interner's arrays, built
@@ -646,6 +647,9 @@ func (in *interner) release() {
 		in.refs[f].reset()
 	}
 	in.names.reset()
+	if cap(in.scratch) > maxKept {
+		in.scratch = nil
+	}
 	select {
 	case interners <- in:
 	default:

@@ -688,6 +688,11 @@ func (in *interner) indexSlow(f int, r uint32) uint32 {
 // add appends the JSON of s and returns its index.
 func (in *interner) add(s string) uint32 {
 	in.strs = appendString(in.strs, s)
+	return in.end()
+}
+
+// end ends the string just appended to strs and returns its index.
+func (in *interner) end() uint32 {
 	in.offs = append(in.offs, uint32(len(in.strs)))
 	return uint32(len(in.offs) - 2)
 }
@@ -709,8 +714,7 @@ func (in *interner) date(d uint32, dates []time.Time) (uint32, error) {
 		return 0, fmt.Errorf("encode date: %w", err)
 	}
 	in.strs = append(in.strs, j...)
-	in.offs = append(in.offs, uint32(len(in.strs)))
-	i := uint32(len(in.offs) - 2)
+	i := in.end()
 	in.dates[d] = i
 	return i, nil
 }

@@ -20,8 +20,9 @@ import (
 // A cold file is a header frame ('C' string "apiusage cold", uvarint
 // version, uvarint number) and 'T' and 'U' frames, as a snapshot's. It is fsynced
 // before the snapshot that refers to it is renamed into place, and removed
-// once a snapshot in place refers to it no more (a late event unpacked its
-// hours, or its hours moved on: see below). A cold file of which less than
+// once a snapshot in place refers to it no more (late events' rows were
+// merged into its hours, rewritten to a newer file, or its hours moved on:
+// see below). A cold file of which less than
 // half is referred to any more has its live hours copied to the next
 // checkpoint's, so that the bytes on disk stay within twice the live ones.
 const (
@@ -74,12 +75,13 @@ type coldRef struct {
 func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 	live := map[*mappedFile]int64{}
 	for _, t := range snap.tables {
-		if t.packed != nil && t.src != nil && t.src.coldSeg != 0 {
+		if t.packed != nil && t.keys == nil && t.src != nil && t.src.coldSeg != 0 {
 			live[t.src] += t.at.hi - t.at.lo
 		}
 	}
 	refs = map[uint64]bool{}
 	copied := map[*mappedFile]bool{}
+	var sortBuf []uint64 // freeze's, for rows merged
 	var w *coldWriter
 	defer func() {
 		if w != nil && err != nil {
@@ -91,7 +93,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		if t.packed == nil && t.pack == nil {
 			continue
 		}
-		if t.packed != nil && t.src != nil && t.src.coldSeg != 0 && 2*live[t.src] >= int64(len(t.src.b)) {
+		if t.packed != nil && t.keys == nil && t.src != nil && t.src.coldSeg != 0 && 2*live[t.src] >= int64(len(t.src.b)) {
 			t.ref = coldRef{seg: t.src.coldSeg, coldRange: t.at}
 			refs[t.ref.seg] = true
 			continue
@@ -103,7 +105,23 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		}
 		var p packResult
 		lo := w.at()
-		if t.packed != nil {
+		switch {
+		case t.packed != nil && t.keys != nil:
+			// Merged with the rows late events added, and sorted anew.
+			keys, cnts := mergedRows(t.packed, omitsOf(t.kind), t.rows, t.keys, t.cnts)
+			f := (&table{keys: keys, cnts: cnts}).freeze(&sortBuf)
+			p = packResult{t: t.from, was: t.packed, merged: true, gen: t.gen, rows: len(f.keys)}
+			for org, r := range orgChunks(f.orgs) {
+				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return appendRows(b, f.keys[r.lo:r.hi], f.cnts[r.lo:r.hi], omitsOf(t.kind)) })
+				if err != nil {
+					return nil, err
+				}
+				p.chunks, p.orgs = append(p.chunks, ca), append(p.orgs, org)
+			}
+			if t.src != nil && t.src.coldSeg != 0 {
+				t.src.evict(int(t.at.lo), int(t.at.hi)) // read once, not needed again
+			}
+		case t.packed != nil:
 			p = packResult{t: t.from, was: t.packed}
 			for _, c := range t.packed {
 				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return append(b, c...) })
@@ -113,7 +131,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 				p.chunks = append(p.chunks, ca)
 			}
 			copied[t.src] = true
-		} else {
+		default:
 			p = packResult{t: t.pack, gen: t.gen, rows: len(t.keys)}
 			for org, r := range orgChunks(t.orgs) {
 				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return appendRows(b, t.keys[r.lo:r.hi], t.cnts[r.lo:r.hi], omitsOf(t.kind)) })

@@ -3,6 +3,7 @@ package embedded
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,4 +274,108 @@ func TestColdDamage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// besideCounts reports how many packable tables of s are packed, and how
+// many of those hold rows beside their chunks (late events').
+func besideCounts(s *Store) (packed, beside int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, p := range s.st.days {
+		for pt := range p.packable {
+			if pt.t.packed == nil {
+				continue
+			}
+			packed++
+			if len(pt.t.keys) > 0 {
+				beside++
+			}
+		}
+	}
+	return packed, beside
+}
+
+// TestLateEventsBesidePackedChunks follows a backfill into packed hours:
+// late events add rows beside the chunks rather than unpack the hours,
+// queries count both, a restart after a crash replays them beside the
+// chunks again, and a checkpoint, which enough of them start, merges them
+// into new chunks.
+func TestLateEventsBesidePackedChunks(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(43)
+	var m storetest.Model
+	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	s := packingStore(t, dir, g, &m, end, 12, 6000, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lateBatch := func(days, perHour int) []apiusage.Event {
+		var late []apiusage.Event
+		for d := 3; d < 3+days; d++ {
+			day := end.Add(-time.Duration(d) * 24 * time.Hour)
+			for h := range 24 {
+				for i, e := range g.Events(perHour) {
+					e.Time = day.Add(time.Duration(h)*time.Hour + time.Duration(i)*time.Minute)
+					late = append(late, e)
+				}
+			}
+		}
+		return late
+	}
+	// packRows is set before any Append, which the writer receives.
+	open := func(dir string, packRows int) *Store {
+		s := openTest(t, dir, Options{CheckpointBytes: 1 << 40})
+		s.packRows = packRows
+		return s
+	}
+
+	// With no checkpoint to merge them, late events stay beside the chunks.
+	base := copyDir(t, dir)
+	var mb storetest.Model // base's events
+	mb.Append(apiusage.Batch{Events: slices.Clone(m.Events())})
+	s = open(dir, 1<<30)
+	packedBefore, _ := besideCounts(s)
+	if packedBefore == 0 {
+		t.Fatal("no table packed")
+	}
+	storetest.AppendBatch(t, s, &m, apiusage.Batch{Events: lateBatch(9, 3)})
+	packed, beside := besideCounts(s)
+	if packed < packedBefore || beside == 0 {
+		t.Fatalf("after late events: %d tables packed (%d before), %d with rows beside; want none unpacked, some beside", packed, packedBefore, beside)
+	}
+	checkAll(t, s, m.Events(), g)
+
+	// A crash: the WAL's late events go beside the chunks again.
+	crashed := open(copyDir(t, dir), 1<<30)
+	if p, b := besideCounts(crashed); p < packedBefore || b == 0 {
+		t.Errorf("after a crash: %d tables packed (%d before), %d with rows beside; want none unpacked, some beside", p, packedBefore, b)
+	}
+	checkAll(t, crashed, m.Events(), g)
+
+	// A checkpoint merges them: Close takes one.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := open(dir, 1<<30)
+	if p, b := besideCounts(restarted); p < packedBefore || b != 0 {
+		t.Errorf("after Close and Open: %d tables packed (%d before), %d with rows beside; want none unpacked, none beside", p, packedBefore, b)
+	}
+	checkAll(t, restarted, m.Events(), g)
+
+	// Enough rows beside chunks start a checkpoint, which merges them.
+	s = open(base, 10)
+	storetest.AppendBatch(t, s, &mb, apiusage.Batch{Events: lateBatch(2, 1)})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p, b := besideCounts(s)
+		if b == 0 {
+			if p < packedBefore {
+				t.Errorf("after the checkpoint %d tables are packed, %d before", p, packedBefore)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint merged the rows beside chunks: %d of %d packed tables still have some", b, p)
+		}
+	}
+	checkAll(t, s, mb.Events(), g)
 }

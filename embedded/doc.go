@@ -42,8 +42,10 @@
 // written them to its cold file (cold.go): kept in the column encoding of
 // the files (about 8 bytes a row instead of 44), one organization a chunk,
 // which queries of that organization decode into scratch and restarts keep
-// as they read them. A late event into a packed rollup unpacks it. Packed
-// chunks are slices of the cold file, mapped read-only (mapped.go): they
+// as they read them. A late event into a packed rollup adds a row beside
+// its chunks, which queries read too, and the next checkpoint merges into
+// new chunks: a backfill costs the rows it adds, not the hours it touches.
+// Packed chunks are slices of the cold file, mapped read-only (mapped.go): they
 // are the page cache's memory, not the process's.
 //
 // Queries take their working memory (dense group arrays, groups, sort

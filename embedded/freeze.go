@@ -59,17 +59,19 @@ func (s *Store) freezeCold() {
 // It also unpacks the hours of the two newest days that the snapshot held
 // packed: events are still to change them, and they would otherwise keep
 // the snapshot's file, removed at the next checkpoint, mapped. Older hours
-// stay packed; those not in a cold file yet move to one at the next
-// checkpoint (see cold.go).
+// stay packed, with the rows the WAL's late events added beside them
+// frozen; those not in a cold file yet move to one at the next checkpoint
+// (see cold.go).
 func (s *Store) freezeAll() {
-	var todo []*table
+	var todo []freezeJob
 	warmFrom := s.st.warmFrom()
 	for _, p := range s.st.days {
 		p.warm = false
 		warm := p.day >= warmFrom
 		p.tables(func(t *table) {
-			if t.tail() > 0 || warm && t.packed != nil && t.packedSrc.coldSeg == 0 {
-				todo = append(todo, t)
+			unpack := warm && t.packed != nil && t.packedSrc.coldSeg == 0
+			if unpack || t.tail() > 0 {
+				todo = append(todo, freezeJob{t, unpack})
 			}
 		})
 	}
@@ -78,17 +80,23 @@ func (s *Store) freezeAll() {
 	freezeTables(todo)
 }
 
+// freezeJob is a table to freeze, and whether to unpack it first.
+type freezeJob struct {
+	t      *table
+	unpack bool
+}
+
 // freezeTables freezes tables on every core. No query or writer may be
 // using them.
-func freezeTables(todo []*table) {
-	onEveryCore(todo, func() func(*table) {
+func freezeTables(todo []freezeJob) {
+	onEveryCore(todo, func() func(freezeJob) {
 		var buf []uint64
-		return func(t *table) {
-			if t.packed != nil {
-				t.unpack() // which freezes
+		return func(j freezeJob) {
+			if j.unpack {
+				j.t.unpack() // which freezes
 				return
 			}
-			t.install(t.freeze(&buf))
+			j.t.install(j.t.freeze(&buf))
 		}
 	})
 }

@@ -24,8 +24,9 @@ import (
 // them, without decoding. Packed rows take no memory of the process's
 // own: they are the page cache's.
 //
-// Queries decode a packed table into scratch they reuse; the writer unpacks
-// a table for good before it changes it (a late event).
+// Queries decode a packed table into scratch they reuse. A late event does
+// not unpack its table: it adds rows beside the chunks (see table), which
+// the next checkpoint merges into new chunks.
 
 // packedChunk is the payload of one 'T' or 'U' frame (of a cold file, or of
 // a snapshot) after its hour or day: uvarint
@@ -251,18 +252,12 @@ func (sc *rowScratch) setLimits(strs *[numFields][]string) {
 	}
 }
 
-// read calls yield with the rows of t a query in scope needs to read: the
-// spans of its rows (see table.spans), or, when t is packed, its chunks of
-// the scope's organizations decoded into rs. The slices are valid only
-// during the call.
+// read calls yield with the rows of t a query in scope needs to read: when
+// t is packed, its chunks of the scope's organizations decoded into rs; then
+// the spans of its rows in keys (see table.spans), all of them or, for a
+// packed table, those late events added. The slices are valid only during
+// the call.
 func (t *table) read(sc *scope, spans *[]span, rs *rowScratch, yield func(keys []key, cnts []cnt)) error {
-	if t.packed == nil {
-		*spans = t.spans(sc, (*spans)[:0])
-		for _, sp := range *spans {
-			yield(t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi])
-		}
-		return nil
-	}
 	for i, c := range t.packed {
 		if org := t.packedOrg[i]; sc.orgs != nil && org != manyOrgs {
 			if _, ok := slices.BinarySearch(sc.orgs, org); !ok {
@@ -275,14 +270,18 @@ func (t *table) read(sc *scope, spans *[]span, rs *rowScratch, yield func(keys [
 		}
 		yield(rs.keys, rs.cnts)
 	}
+	*spans = t.spans(sc, (*spans)[:0])
+	for _, sp := range *spans {
+		yield(t.keys[sp.lo:sp.hi], t.cnts[sp.lo:sp.hi])
+	}
 	return nil
 }
 
 // noLimits checks no id: for chunks already checked.
 var noLimits = [numFields]uint32{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)}
 
-// unpack replaces the packed rows with keys and counters, before a change,
-// frozen again (see freeze) since the chunks of a frozen table are sorted.
+// unpack replaces the packed rows with keys and counters, with the rows late
+// events added, frozen again (see freeze).
 // Every chunk was checked when it was made (by a checkpoint, from rows in
 // memory, then read back from the file it wrote) or read (the snapshot
 // loader checks each against the dictionaries, whose entries never go
@@ -292,19 +291,28 @@ func (t *table) unpack() {
 	if t.packed == nil {
 		return
 	}
-	keys := make([]key, 0, t.packedRows)
-	cnts := make([]cnt, 0, t.packedRows)
-	var cols columns
-	for _, c := range t.packed {
-		var err error
-		if keys, cnts, err = decodeRows(c, t.omit, &noLimits, &cols, keys, cnts); err != nil {
-			panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
-		}
-	}
-	t.keys, t.cnts, t.index, t.shared = keys, cnts, nil, false
+	keys, cnts := mergedRows(t.packed, t.omit, t.packedRows, t.keys, t.cnts)
+	t.keys, t.cnts, t.index, t.shared, t.sorted, t.orgs = keys, cnts, nil, false, 0, nil
 	t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = nil, nil, 0, nil, coldRange{}
 	var buf []uint64
 	t.install(t.freeze(&buf))
+}
+
+// mergedRows returns every row of a packed table in new slices: its chunks'
+// rows decoded (rows of them, omitting omit), then the rows beside them,
+// keys and cnts. Every chunk was checked when it was made or read (see
+// unpack), so failing here is a bug.
+func mergedRows(chunks []packedChunk, omit omitted, rows int, keys []key, cnts []cnt) ([]key, []cnt) {
+	mk := make([]key, 0, rows+len(keys))
+	mc := make([]cnt, 0, rows+len(keys))
+	var cols columns
+	for _, c := range chunks {
+		var err error
+		if mk, mc, err = decodeRows(c, omit, &noLimits, &cols, mk, mc); err != nil {
+			panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
+		}
+	}
+	return append(mk, keys...), append(mc, cnts...)
 }
 
 // orgChunks yields the rows of a frozen table to pack as chunks: each
@@ -330,8 +338,11 @@ type chunkAt struct{ off, n int64 }
 // change gen). Once the snapshot is in place, the table's chunks become
 // slices of it (see Store.checkpointDone).
 type packResult struct {
-	t      *table
-	was    []packedChunk
+	t   *table
+	was []packedChunk
+	// merged is set when the chunks are was's rows merged with those
+	// beside them as of change gen, rows in all, and orgs theirs.
+	merged bool
 	gen    uint64
 	rows   int
 	chunks []chunkAt

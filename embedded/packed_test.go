@@ -325,10 +325,56 @@ func TestPackedRead(t *testing.T) {
 			}
 		}
 	}
-	// A change unpacks the table for good, frozen again.
-	packed.add(key{org: 2, client: 1, user: 1000, tmpl: 1, method: 1}, cnt{total: 1})
-	if packed.packed != nil || len(packed.keys) != 301 || packed.tail() != 1 {
-		t.Errorf("after a change: packed %v, %d rows, tail %d; want unpacked, 301 rows, tail 1", packed.packed != nil, len(packed.keys), packed.tail())
+	// Changes add rows beside the chunks, which stay packed, and reads
+	// give both: a new key's row, and a second row of a key the chunks
+	// hold, which readers sum.
+	late := key{org: 2, client: 1, user: 1000, tmpl: 1, method: 1}
+	packed.add(late, cnt{total: 1, s2: 1})
+	packed.add(late, cnt{total: 2, s4: 2})
+	first, firstCnt := wantKeys[0], wantCnts[0]
+	packed.add(first, cnt{total: 5, s5: 5})
+	if packed.packed == nil || len(packed.keys) != 2 || packed.rows() != 302 {
+		t.Fatalf("after late changes: packed %v, %d rows beside, %d in all; want packed, 2 beside, 302", packed.packed != nil, len(packed.keys), packed.rows())
+	}
+	sums := func(sc scope) map[key]cnt {
+		got := map[key]cnt{}
+		err := packed.read(&sc, &spans, &rs, func(k []key, c []cnt) {
+			for i := range k {
+				s := got[k[i]]
+				s.add(c[i])
+				got[k[i]] = s
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	wantFirst := firstCnt
+	wantFirst.add(cnt{total: 5, s5: 5})
+	all := sums(scope{})
+	if len(all) != 301 || all[late] != (cnt{total: 3, s2: 1, s4: 2}) || all[first] != wantFirst {
+		t.Errorf("read after late changes: %d keys, late %+v, first %+v; want 301, {3 1 0 2 0 0}, %+v", len(all), all[late], all[first], wantFirst)
+	}
+	// A scope narrows what is read, never what matches: the rows beside
+	// the chunks, not frozen, are read whole.
+	n2 := 0
+	org2 := sums(scope{orgs: []uint32{2}})
+	for k := range org2 {
+		if k.org == 2 {
+			n2++
+		}
+	}
+	if n2 != 101 || org2[late].total != 3 {
+		t.Errorf("read of organization 2 after late changes: %d of its keys, late %+v; want 101, total 3", n2, org2[late])
+	}
+	// Unpacking merges them, frozen again.
+	packed.unpack()
+	if packed.packed != nil || len(packed.keys) != 301 || packed.tail() != 0 || packed.rows() != 301 {
+		t.Errorf("unpacked: packed %v, %d rows, tail %d; want unpacked, 301 rows, tail 0", packed.packed != nil, len(packed.keys), packed.tail())
+	}
+	if i := slices.Index(packed.keys, first); i < 0 || packed.cnts[i] != wantFirst {
+		t.Errorf("unpacked: the first key's row is not the sum of its two rows")
 	}
 }
 

@@ -98,6 +98,7 @@ type snapTable struct {
 	src    *mappedFile // packed's, kept reachable while they are written
 	at     coldRange   // where packed's frames are in src, a cold file
 	from   *table      // the packed table
+	rows   int         // packed's rows
 	ref    coldRef     // where a packed hour is, set by writeCold
 	pack   *table
 	gen    uint64
@@ -113,6 +114,7 @@ type snapTable struct {
 // they are rebuilt if a late event arrives.
 func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 	snap := &snapshot{seg: seg, at: now}
+	s.st.lateRows = 0 // the rows beside chunks are merged by this one
 	all := s.dict.all()
 	for f := range numFields {
 		snap.dict[f] = all[f][1:s.logged[f]]
@@ -136,7 +138,15 @@ func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 		for pt := range p.packable {
 			t, hour, kind := pt.t, pt.hour, pt.kind
 			if t.packed != nil {
-				snap.tables = append(snap.tables, snapTable{kind: kind, hour: hour, packed: t.packed, src: t.packedSrc, at: t.packedAt, from: t})
+				st := snapTable{kind: kind, hour: hour, packed: t.packed, src: t.packedSrc, at: t.packedAt, from: t, rows: t.packedRows}
+				if n := len(t.keys); n > 0 {
+					// Rows late events added: the cold file gets
+					// them merged with the chunks (see writeCold).
+					st.keys, st.cnts, st.gen = t.keys[:n:n], t.cnts[:n:n], t.gen
+					t.shared = true
+					t.index = nil
+				}
+				snap.tables = append(snap.tables, st)
 				continue
 			}
 			n := len(t.keys)
@@ -802,8 +812,15 @@ func (s *Store) checkpointDone(res checkpointResult) {
 	for _, p := range res.packs {
 		t := p.t
 		if p.was != nil {
-			// Unless a late event unpacked it since.
-			if len(t.packed) == len(p.was) && unsafe.SliceData(t.packed) == unsafe.SliceData(p.was) {
+			// Unless a late event unpacked it since (only Open
+			// unpacks), or, for rows merged, added rows since.
+			same := len(t.packed) == len(p.was) && unsafe.SliceData(t.packed) == unsafe.SliceData(p.was)
+			switch {
+			case same && p.merged && t.gen == p.gen:
+				t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = chunks(p), p.orgs, p.rows, res.src, p.at
+				t.keys, t.cnts, t.index, t.shared = nil, nil, nil, false
+				t.sorted, t.orgs = 0, nil
+			case same && !p.merged:
 				t.packed, t.packedSrc, t.packedAt = chunks(p), res.src, p.at
 			}
 			continue

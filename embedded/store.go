@@ -378,6 +378,12 @@ func (s *Store) writer() {
 			if s.st.coldUnpacked() >= s.packRows {
 				s.startCheckpoint()
 			}
+		} else if s.broken == nil && !s.ckRunning && s.st.lateRows >= s.packRows && (s.ckFailed == 0 || s.walSize-s.ckFailed >= s.ckBytes/16) {
+			// Late events (a backfill) added many rows beside packed
+			// chunks: merging them bounds the memory they take. The
+			// count starts again with each checkpoint, so a stream of
+			// late events checkpoints once per packRows of them.
+			s.startCheckpoint()
 		}
 	}
 	if s.ckRunning {

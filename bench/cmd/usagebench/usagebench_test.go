@@ -85,8 +85,9 @@ func TestRewriterRenamesOrganizationsAndClients(t *testing.T) {
 		{`{"organizationId":"o3","clientId":"c1"}`, `{"organizationId":"o3","clientId":"C"}`, false},
 		{`{"status":200}`, `{"status":200}`, false},
 	}
+	var h hints
 	for _, tt := range tests {
-		got, w := rw.appendLine([]byte("prefix|"), []byte(tt.in))
+		got, w := rw.appendLine([]byte("prefix|"), []byte(tt.in), &h)
 		if string(got) != "prefix|"+tt.want || w != tt.watched {
 			t.Errorf("appendLine(%s) = %s, %v; want %s, %v", tt.in, got, w, tt.want, tt.watched)
 		}
@@ -94,6 +95,14 @@ func TestRewriterRenamesOrganizationsAndClients(t *testing.T) {
 }
 
 func TestBatcherCutsBatches(t *testing.T) {
+	for _, inPlace := range []bool{true, false} {
+		t.Run(map[bool]string{true: "in place", false: "copying"}[inPlace], func(t *testing.T) {
+			testBatcherCutsBatches(t, inPlace)
+		})
+	}
+}
+
+func testBatcherCutsBatches(t *testing.T, inPlace bool) {
 	var in strings.Builder
 	for i := range 25 {
 		org := "a"
@@ -107,6 +116,12 @@ func TestBatcherCutsBatches(t *testing.T) {
 	}
 	text := strings.TrimSuffix(in.String(), "\n") // the last line has no newline
 	bt := newBatcher(strings.NewReader(text), &rewriter{watch: "w"}, 10)
+	if !inPlace {
+		bt = copyingBatcher(strings.NewReader(text), &rewriter{watch: "w"}, 10)
+	}
+	if bt.inPlace != inPlace {
+		t.Fatalf("batcher in place %v, want %v", bt.inPlace, inPlace)
+	}
 	var sizes, watched []int
 	var all bytes.Buffer
 	var b batch

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
+	"math/bits"
 	"slices"
 )
 
@@ -22,6 +24,87 @@ type rewriter struct {
 	// watch, when set, is an organization (after renaming) whose events
 	// are counted, so that the restart check knows how many it sent.
 	watch string
+}
+
+// renaming is a rewriter compiled for the lines of one stream: its maps as
+// tables looked up by a line's bytes, and whether it keeps lengths.
+type renaming struct {
+	orgs, clients table
+	watch         string
+	keepsLengths  bool
+}
+
+// compile returns rw's renaming as its maps are now.
+func (rw *rewriter) compile() *renaming {
+	rn := &renaming{orgs: newTable(rw.orgs), clients: newTable(rw.clients), watch: rw.watch, keepsLengths: true}
+	for _, m := range []map[string]string{rw.orgs, rw.clients} {
+		for from, to := range m {
+			if len(from) != len(to) {
+				rn.keepsLengths = false
+			}
+		}
+	}
+	return rn
+}
+
+// table is a map of names to names, for lookups by a line's bytes: open
+// addressing on a hash of a value's first and last eight bytes. A Go map
+// of strings hashes all 36 bytes of a UUID, and its two lookups a line
+// were a tenth of the load generator's time; a table's take less than half
+// as long.
+type table struct {
+	slots []slot // a power of two, at most half used, so probes end
+	shift uint8  // 64 minus log2(len(slots)): a hash's top bits index
+}
+
+type slot struct {
+	from, to string
+	used     bool
+}
+
+func newTable(m map[string]string) table {
+	n := 8
+	for n < 2*len(m) {
+		n *= 2
+	}
+	t := table{slots: make([]slot, n), shift: uint8(64 - bits.TrailingZeros(uint(n)))}
+	for from, to := range m {
+		i := int(hashValue([]byte(from)) >> t.shift)
+		for t.slots[i].used {
+			i = (i + 1) & (n - 1)
+		}
+		t.slots[i] = slot{from, to, true}
+	}
+	return t
+}
+
+// hashValue mixes a value's length, first and last eight bytes (all of it
+// when shorter): enough for random ids, and any collision is only a probe
+// more, since get compares whole values.
+func hashValue(v []byte) uint64 {
+	var h uint64
+	if len(v) >= 8 {
+		h = binary.LittleEndian.Uint64(v) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(v[len(v)-8:]), 31)
+	} else {
+		for _, c := range v {
+			h = h<<8 | uint64(c)
+		}
+	}
+	return (h ^ uint64(len(v))) * 0x9e3779b97f4a7c15
+}
+
+// get returns v's new name, and whether it has one.
+func (t *table) get(v []byte) (string, bool) {
+	mask := len(t.slots) - 1
+	for i := int(hashValue(v) >> t.shift); ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if !s.used {
+			return "", false
+		}
+		if s.from == string(v) {
+			return s.to, true
+		}
+	}
 }
 
 var (
@@ -87,30 +170,30 @@ func index(s, key []byte, hint *int) int {
 
 // appendLine appends line, renamed, to dst, and reports whether the line is
 // of the watched organization. h is updated for the next line.
-func (rw *rewriter) appendLine(dst, line []byte, h *hints) ([]byte, bool) {
+func (rn *renaming) appendLine(dst, line []byte, h *hints) ([]byte, bool) {
 	org, client := locate(line, h)
 	watched := false
 	prev := 0
 	for _, f := range [2]struct {
 		span
-		m   map[string]string
+		t   *table
 		org bool
-	}{{org, rw.orgs, true}, {client, rw.clients, false}} {
+	}{{org, &rn.orgs, true}, {client, &rn.clients, false}} {
 		if f.start < 0 {
 			continue
 		}
 		value := line[f.start:f.end]
-		to, renamed := f.m[string(value)]
+		to, renamed := f.t.get(value)
 		if renamed {
 			dst = append(dst, line[prev:f.start]...)
 			dst = append(dst, to...)
 			prev = f.end
 		}
-		if f.org && rw.watch != "" {
+		if f.org && rn.watch != "" {
 			if renamed {
-				watched = to == rw.watch
+				watched = to == rn.watch
 			} else {
-				watched = string(value) == rw.watch
+				watched = string(value) == rn.watch
 			}
 		}
 	}
@@ -119,20 +202,20 @@ func (rw *rewriter) appendLine(dst, line []byte, h *hints) ([]byte, bool) {
 
 // renameInPlace renames line where it is, as appendLine would append it,
 // and reports whether the line is of the watched organization. Every
-// renaming must keep the value's length (see keepsLengths).
-func (rw *rewriter) renameInPlace(line []byte, h *hints) bool {
+// renaming must keep the value's length.
+func (rn *renaming) renameInPlace(line []byte, h *hints) bool {
 	org, client := locate(line, h)
 	watched := false
 	if org.start >= 0 {
 		v := line[org.start:org.end]
-		if to, ok := rw.orgs[string(v)]; ok {
+		if to, ok := rn.orgs.get(v); ok {
 			mustCopy(v, to)
 		}
-		watched = rw.watch != "" && string(v) == rw.watch
+		watched = rn.watch != "" && string(v) == rn.watch
 	}
 	if client.start >= 0 {
 		v := line[client.start:client.end]
-		if to, ok := rw.clients[string(v)]; ok {
+		if to, ok := rn.clients.get(v); ok {
 			mustCopy(v, to)
 		}
 	}
@@ -146,20 +229,6 @@ func mustCopy(dst []byte, src string) {
 	copy(dst, src)
 }
 
-// keepsLengths reports whether every renaming replaces a value with one of
-// the same length, as apiusage's UUIDs replace the workload's, so that
-// lines can be renamed where they are read.
-func (rw *rewriter) keepsLengths() bool {
-	for _, m := range []map[string]string{rw.orgs, rw.clients} {
-		for from, to := range m {
-			if len(from) != len(to) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // batch is a body of NDJSON events.
 type batch struct {
 	body    []byte
@@ -171,14 +240,15 @@ type batch struct {
 // renamed. Blank lines are dropped and a last line without a newline gets
 // one.
 //
-// When the renaming keeps lengths (see keepsLengths), the stream is read
+// When the renaming keeps lengths, as apiusage's UUIDs replace the
+// workload's, the stream is read
 // straight into a batch's body and renamed there: the bytes of a batch
 // are copied by read from the file, and not again by the load generator.
 // The bytes read past a batch's last line are carried to the next; reads
 // are of readChunk bytes, so that what is carried stays small next to a
 // batch. Otherwise each line is copied, renamed, from a buffered reader.
 type batcher struct {
-	rw   *rewriter
+	rn   *renaming
 	size int
 	h    hints
 
@@ -196,8 +266,8 @@ type batcher struct {
 const readChunk = 128 << 10
 
 func newBatcher(r io.Reader, rw *rewriter, size int) *batcher {
-	bt := &batcher{rw: rw, size: size}
-	if rw.keepsLengths() {
+	bt := &batcher{rn: rw.compile(), size: size}
+	if bt.rn.keepsLengths {
 		bt.inPlace, bt.src, bt.chunk = true, r, readChunk
 	} else {
 		bt.r = bufio.NewReaderSize(r, 4<<20)
@@ -219,7 +289,7 @@ func (bt *batcher) next(b *batch) error {
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			var w bool
-			b.body, w = bt.rw.appendLine(b.body, line, &bt.h)
+			b.body, w = bt.rn.appendLine(b.body, line, &bt.h)
 			if line[len(line)-1] != '\n' {
 				b.body = append(b.body, '\n')
 			}
@@ -269,7 +339,7 @@ func (bt *batcher) nextInPlace(b *batch) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
-		if bt.rw.renameInPlace(line, &bt.h) {
+		if bt.rn.renameInPlace(line, &bt.h) {
 			b.watched++
 		}
 		if w != at {

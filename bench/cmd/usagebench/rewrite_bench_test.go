@@ -69,13 +69,14 @@ func BenchmarkRenameLine(b *testing.B) {
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	lines = lines[:len(lines)-1]
 	dst := make([]byte, 0, 1024)
+	rn := rw.compile()
 	for _, tt := range []struct {
 		name string
 		fn   func(h *hints, line []byte)
 	}{
 		{"slow", func(_ *hints, line []byte) { slowAppendLine(rw, dst, line) }},
-		{"hinted", func(h *hints, line []byte) { rw.appendLine(dst, line, h) }},
-		{"in place", func(h *hints, line []byte) { rw.renameInPlace(line, h) }},
+		{"hinted", func(h *hints, line []byte) { rn.appendLine(dst, line, h) }},
+		{"in place", func(h *hints, line []byte) { rn.renameInPlace(line, h) }},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -52,7 +52,7 @@ func slowAppendLine(rw *rewriter, dst, line []byte) ([]byte, bool) {
 // copyingBatcher is a batcher that copies each line, as newBatcher makes
 // one for renamings that change lengths.
 func copyingBatcher(r io.Reader, rw *rewriter, size int) *batcher {
-	return &batcher{rw: rw, size: size, r: bufio.NewReaderSize(r, 4<<20)}
+	return &batcher{rn: rw.compile(), size: size, r: bufio.NewReaderSize(r, 4<<20)}
 }
 
 // Renamings of the test lines' values: one that keeps lengths (renamed in
@@ -103,25 +103,26 @@ var oddLines = []string{
 // search of the whole line.
 func TestRenamingMatchesTheSlowSearch(t *testing.T) {
 	for _, rw := range []*rewriter{sameLength, otherLength} {
+		rn := rw.compile()
 		var ha, hp hints
 		// Twice: the odd lines after the hints of every other kind.
 		for _, l := range append(oddLines, oddLines...) {
 			line := []byte(l + "\n")
 			want, wantW := slowAppendLine(rw, []byte("dst|"), line)
-			got, gotW := rw.appendLine([]byte("dst|"), line, &ha)
+			got, gotW := rn.appendLine([]byte("dst|"), line, &ha)
 			if string(got) != string(want) || gotW != wantW {
 				t.Errorf("appendLine(%s) = %s, %v; want %s, %v", l, got, gotW, want, wantW)
 			}
-			if !rw.keepsLengths() {
+			if !rn.keepsLengths {
 				continue
 			}
 			in := []byte(l + "\n")
-			if w := rw.renameInPlace(in, &hp); "dst|"+string(in) != string(want) || w != wantW {
+			if w := rn.renameInPlace(in, &hp); "dst|"+string(in) != string(want) || w != wantW {
 				t.Errorf("renameInPlace(%s) = %s, %v; want %s, %v", l, in, w, want[4:], wantW)
 			}
 		}
 	}
-	if !sameLength.keepsLengths() || otherLength.keepsLengths() {
+	if !sameLength.compile().keepsLengths || otherLength.compile().keepsLengths {
 		t.Fatal("keepsLengths is wrong of the test's renamings")
 	}
 }
@@ -133,6 +134,7 @@ func TestRenamingMatchesTheSlowSearchAtRandom(t *testing.T) {
 		`{"timestamp":"2026-08-03T00:00:00.451Z",`, `x`, `organizationId`, `":"`, `"clientName":"n"`, `}`}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, rw := range []*rewriter{sameLength, otherLength} {
+		rn := rw.compile()
 		var ha, hp hints
 		for range 20_000 {
 			var b strings.Builder
@@ -141,13 +143,13 @@ func TestRenamingMatchesTheSlowSearchAtRandom(t *testing.T) {
 			}
 			l := b.String()
 			want, wantW := slowAppendLine(rw, nil, []byte(l))
-			got, gotW := rw.appendLine(nil, []byte(l), &ha)
+			got, gotW := rn.appendLine(nil, []byte(l), &ha)
 			if string(got) != string(want) || gotW != wantW {
 				t.Fatalf("appendLine(%s) = %s, %v; want %s, %v", l, got, gotW, want, wantW)
 			}
-			if rw.keepsLengths() {
+			if rn.keepsLengths {
 				in := []byte(l)
-				if w := rw.renameInPlace(in, &hp); string(in) != string(want) || w != wantW {
+				if w := rn.renameInPlace(in, &hp); string(in) != string(want) || w != wantW {
 					t.Fatalf("renameInPlace(%s) = %s, %v; want %s, %v", l, in, w, want, wantW)
 				}
 			}
@@ -175,7 +177,7 @@ func TestBatchersMatchTheSlowRenaming(t *testing.T) {
 	}
 	rw.clients[u.OrganizationClients(0)[0].ID] = "c0000000-0000-4000-8000-000000000000"
 	rw.watch = rw.orgs[u.Organizations[0].ID]
-	if !rw.keepsLengths() {
+	if !rw.compile().keepsLengths {
 		t.Fatal("UUIDs renamed to UUIDs do not keep lengths")
 	}
 	// Odd lines among the workload's, blank lines, and no newline at the
@@ -251,5 +253,47 @@ func TestBatchersMatchTheSlowRenaming(t *testing.T) {
 				t.Fatalf("the batches differ from the slow renaming's lines")
 			}
 		})
+	}
+}
+
+// TestTableMatchesAMap looks up present and absent values of every length
+// in tables of several sizes, among them values of one hash (the same
+// length, first and last eight bytes), which only probing tells apart.
+func TestTableMatchesAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	value := func() string {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = "ab-\"0"[rng.IntN(5)]
+		}
+		return string(b)
+	}
+	for _, n := range []int{0, 1, 3, 20, 100} {
+		m := map[string]string{}
+		for len(m) < n {
+			m[value()] = value()
+		}
+		// Values of one hash, some in the map.
+		for i := range 6 {
+			v := fmt.Sprintf("12345678-%03d-87654321", i)
+			if i%2 == 0 {
+				m[v] = "same-hash-" + v
+			}
+		}
+		tab := newTable(m)
+		probes := []string{"", "12345678-001-87654321", "12345678-003-87654321"}
+		for k := range m {
+			probes = append(probes, k, k+"x", strings.TrimSuffix(k, k[len(k)-min(len(k), 1):]))
+		}
+		for range 1000 {
+			probes = append(probes, value())
+		}
+		for _, p := range probes {
+			want, wantOK := m[p]
+			got, ok := tab.get([]byte(p))
+			if got != want || ok != wantOK {
+				t.Fatalf("table of %d: get(%q) = %q, %v; want %q, %v", len(m), p, got, ok, want, wantOK)
+			}
+		}
 	}
 }

@@ -87,7 +87,7 @@ func TestRewriterRenamesOrganizationsAndClients(t *testing.T) {
 	}
 	var h hints
 	for _, tt := range tests {
-		got, w := rw.appendLine([]byte("prefix|"), []byte(tt.in), &h)
+		got, w := rw.compile().appendLine([]byte("prefix|"), []byte(tt.in), &h)
 		if string(got) != "prefix|"+tt.want || w != tt.watched {
 			t.Errorf("appendLine(%s) = %s, %v; want %s, %v", tt.in, got, w, tt.want, tt.watched)
 		}

@@ -153,8 +153,8 @@ func findValue(line []byte, from int, key []byte, hint *int) span {
 // index is bytes.Index(s, key), searched first in s up to the end of key
 // at *hint: the first occurrence in that window is the first in s. Such a
 // search costs about half of one in the whole line (bytes.Index stops at
-// every quote before the key), and the window is most often enough.
-// *hint becomes where key was found.
+// every quote before the key), and the window is most often enough. When
+// it is not, *hint becomes where the whole line has key.
 func index(s, key []byte, hint *int) int {
 	if n := *hint + len(key); n <= len(s) {
 		if i := bytes.Index(s[:n], key); i >= 0 {
@@ -241,12 +241,12 @@ type batch struct {
 // one.
 //
 // When the renaming keeps lengths, as apiusage's UUIDs replace the
-// workload's, the stream is read
-// straight into a batch's body and renamed there: the bytes of a batch
-// are copied by read from the file, and not again by the load generator.
-// The bytes read past a batch's last line are carried to the next; reads
-// are of readChunk bytes, so that what is carried stays small next to a
-// batch. Otherwise each line is copied, renamed, from a buffered reader.
+// workload's, the stream is read straight into a batch's body and renamed
+// there: the bytes of a batch are copied by read from the file, and not
+// again by the load generator. The bytes read past a batch's last line are
+// carried to the next; reads are of readChunk bytes, so that what is
+// carried stays small next to a batch. Otherwise each line is copied,
+// renamed, from a buffered reader.
 type batcher struct {
 	rn   *renaming
 	size int

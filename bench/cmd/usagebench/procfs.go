@@ -47,6 +47,17 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
+// selfCPU returns the user and system CPU time this process, the load
+// generator, has used, from getrusage: microseconds, where /proc's ticks
+// are hundredths of a second.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0 // Linux's getrusage(RUSAGE_SELF) does not fail
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // memory returns a process's resident set and its peak, from
 // /proc/PID/status.
 func memory(pid int) (rss, peak int64, err error) {

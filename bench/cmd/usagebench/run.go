@@ -339,7 +339,9 @@ func (s *suite) ingestAPI(ctx context.Context) error {
 	if s.prof != nil {
 		waitProf = s.prof.startCPU(ctx, "ingest", 10*time.Second)
 	}
+	self0 := selfCPU()
 	res, err := ingestFile(ctx, s.platform, s.file, s.rw, s.cfg.Batch, s.cfg.Posters, 0, nil)
+	self1 := selfCPU()
 	if perr := waitProf(); err == nil {
 		err = perr
 	}
@@ -356,10 +358,10 @@ func (s *suite) ingestAPI(ctx context.Context) error {
 	s.ingested = res
 	s.rep.ingest = append(s.rep.ingest, ingestRow{
 		System: "apiusage", How: fmt.Sprintf("POST /api/v2/usage/events, NDJSON, %d events a batch, %d connections", s.cfg.Batch, s.cfg.Posters),
-		Durable: "yes: 202 after fsync", Events: res.Acked, Elapsed: res.Elapsed, CPU: cpu1 - cpu0,
+		Durable: "yes: 202 after fsync", Events: res.Acked, Elapsed: res.Elapsed, CPU: cpu1 - cpu0, RunnerCPU: self1 - self0,
 	})
-	s.logf("   %d events in %s: %.0f events/s, server CPU %s", res.Acked, res.Elapsed.Round(time.Millisecond),
-		float64(res.Acked)/res.Elapsed.Seconds(), cpu1-cpu0)
+	s.logf("   %d events in %s: %.0f events/s, server CPU %s, load generator CPU %s", res.Acked, res.Elapsed.Round(time.Millisecond),
+		float64(res.Acked)/res.Elapsed.Seconds(), cpu1-cpu0, (self1 - self0).Round(time.Millisecond))
 	rss, peak, err := memory(s.srv.pid())
 	if err != nil {
 		return err
@@ -397,11 +399,13 @@ func (s *suite) loadClickHouse(ctx context.Context) error {
 	}
 	defer f.Close()
 	cpu0, _ := cpuTime(s.chSrv.PID())
+	self0 := selfCPU()
 	began := time.Now()
 	if err := s.ch.Load(ctx, newRenamingReader(f, s.rw)); err != nil {
 		return err
 	}
 	el := time.Since(began)
+	self1 := selfCPU()
 	cpu1, _ := cpuTime(s.chSrv.PID())
 	n, err := s.ch.Count(ctx)
 	if err != nil {
@@ -412,7 +416,7 @@ func (s *suite) loadClickHouse(ctx context.Context) error {
 	}
 	s.rep.ingest = append(s.rep.ingest, ingestRow{
 		System: "ClickHouse " + s.chVersion(ctx), How: "one streaming INSERT ... FORMAT JSONEachRow over HTTP",
-		Durable: "no: acknowledged without fsync", Events: n, Elapsed: el, CPU: cpu1 - cpu0,
+		Durable: "no: acknowledged without fsync", Events: n, Elapsed: el, CPU: cpu1 - cpu0, RunnerCPU: self1 - self0,
 	})
 	s.logf("   %d events in %s: %.0f events/s; waiting for merges", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
 	return s.ch.WaitMerges(ctx, 10*time.Minute)
@@ -449,12 +453,14 @@ func (s *suite) loadPostgres(ctx context.Context) error {
 	}
 	defer f.Close()
 	cpu0 := treeCPU(s.pgSrv.PID())
+	self0 := selfCPU()
 	began := time.Now()
 	n, err := s.pg.Load(ctx, newRenamingReader(f, s.rw))
 	if err != nil {
 		return err
 	}
 	el := time.Since(began)
+	self1 := selfCPU()
 	cpu1 := treeCPU(s.pgSrv.PID())
 	if n != s.cfg.Events {
 		return fmt.Errorf("postgres copied %d events, want %d", n, s.cfg.Events)
@@ -473,7 +479,7 @@ func (s *suite) loadPostgres(ctx context.Context) error {
 	vac := time.Since(began)
 	s.rep.ingest = append(s.rep.ingest, ingestRow{
 		System: "PostgreSQL " + s.pgVersion(ctx), How: "one COPY FROM STDIN (NDJSON converted to COPY text on the fly)",
-		Durable: "yes: committed", Events: n, Elapsed: el, CPU: cpu1 - cpu0,
+		Durable: "yes: committed", Events: n, Elapsed: el, CPU: cpu1 - cpu0, RunnerCPU: self1 - self0,
 		Note: fmt.Sprintf("then indexes (organization, time) and (client, time): %s more; then VACUUM (ANALYZE), "+
 			"so that autovacuum does not process the loaded rows while queries are timed: %s more", ms(idx), ms(vac)),
 	})

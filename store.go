@@ -37,6 +37,19 @@ type BatchStrings struct {
 	// Refs holds, for each event in order, the index in Values of each of
 	// its fields: Events[i]'s field f is Values[f][Refs[i][f]].
 	Refs [][6]uint32
+	// Tokens, when set, holds a store's tokens of the values, by field as
+	// Values (Tokens[f][j] is Values[f][j]'s; 0 is none), and TokenStore
+	// names the store that gave them. A store that gives tokens fills them
+	// in during Append, each the store's own name for the value that lets it
+	// skip looking the value up again; a decoder that remembers values from
+	// batch to batch may remember their tokens too and send them back with
+	// later batches. A store trusts tokens only when TokenStore is its own
+	// (a name no other store in the process has) and only within the slices
+	// that match Values in length; other stores ignore them. Tokens never
+	// leave the process and never come from a request: a wrong one would
+	// count a value as another.
+	Tokens     [6][]uint32
+	TokenStore uint64
 }
 
 // Describes reports whether h is exactly the strings of events: a ref for

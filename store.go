@@ -39,17 +39,18 @@ type BatchStrings struct {
 	// its fields: Events[i]'s field f is Values[f][Refs[i][f]].
 	Refs [][6]uint32
 	// Tokens, when set, holds a store's tokens of the values, by field as
-	// Values (Tokens[f][j] is Values[f][j]'s; 0 is none), and TokenStore
-	// names the store that gave them. A store that gives tokens fills them
-	// in during Append, each the store's own name for the value that lets it
-	// skip looking the value up again; a decoder that remembers values from
-	// batch to batch may remember their tokens too and send them back with
-	// later batches. A store trusts tokens only when TokenStore is its own
-	// (a name no other store in the process has) and only within the slices
-	// that match Values in length; other stores ignore them. Tokens never
+	// Values: Tokens[f][j] is Values[f][j]'s, 0 for none. A store that
+	// gives tokens fills them in during Append (when every field's slice
+	// is as long as its Values), each the store's own name for the value,
+	// which lets it skip looking the value up again; a decoder that
+	// remembers values from batch to batch may remember their tokens too
+	// and send them back with later batches of the same store. Tokens never
 	// leave the process and never come from a request: a wrong one would
 	// count a value as another.
-	Tokens     [6][]uint32
+	Tokens [6][]uint32
+	// TokenStore names the store that gave Tokens, a name no other store
+	// of the process has. A store trusts Tokens only when it is its own,
+	// and sets it when it fills them in; other stores ignore both.
 	TokenStore uint64
 }
 

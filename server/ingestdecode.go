@@ -64,9 +64,11 @@ type eventParser struct {
 	// distinct value is allocated once a batch instead of once an event.
 	// It maps a value to its index in vals.
 	strs [numInterned]map[string]uint32
-	// recent is a direct-mapped cache in front of strs, kept from batch to
-	// batch: a hit costs a few loads and a comparison where the map would
-	// hash the whole string and probe a table too big for the CPU's caches.
+	// recent is a cache in front of strs (each value in one of a pair of
+	// entries; see intern), kept from batch to batch, which remembers the
+	// store's tokens too: a hit costs a few loads and a comparison where
+	// the map would hash the whole string and probe a table too big for
+	// the CPU's caches.
 	// An entry's ref is its index in vals when its gen is the batch's.
 	// Each field's entries are recent[recentStart[f]:recentStart[f+1]];
 	// allocated apart, so that its entries start cache lines.

@@ -64,11 +64,10 @@ type eventParser struct {
 	// distinct value is allocated once a batch instead of once an event.
 	// It maps a value to its index in vals.
 	strs [numInterned]map[string]uint32
-	// recent is a cache in front of strs (each value in one of a pair of
-	// entries; see intern), kept from batch to batch, which remembers the
-	// store's tokens too: a hit costs a few loads and a comparison where
-	// the map would hash the whole string and probe a table too big for
-	// the CPU's caches.
+	// recent is a direct-mapped cache in front of strs, kept from batch to
+	// batch, which remembers the store's tokens too: a hit costs a few
+	// loads and a comparison where the map would hash the whole string and
+	// probe a table too big for the CPU's caches.
 	// An entry's ref is its index in vals when its gen is the batch's.
 	// Each field's entries are recent[recentStart[f]:recentStart[f+1]];
 	// allocated apart, so that its entries start cache lines.
@@ -640,38 +639,19 @@ func (p *eventParser) intern(f int, b []byte) string {
 		}
 	}
 	h = (h ^ uint64(len(b))) * 0x9e3779b97f4a7c15
-	// Each value has two entries it may be in, a pair in adjacent lines:
-	// values that share one entry would otherwise take it from each other
-	// in every batch, each time looked up in the map, allocated again and
-	// without its token (a third of the templates, whose 400 values fill
-	// 1,024 entries, were in a shared entry).
 	at := recentStart[i] + int(h>>(64-recentBits[i]))
 	slot := &p.recent[at]
-	if !slot.holds(b) {
-		alt := &p.recent[at^1]
-		if !alt.holds(b) {
-			return p.internMiss(i, b, at)
+	if slot.holds(b) {
+		if slot.gen != p.gen {
+			// Its first use this batch. It is not added to strs: should
+			// it lose its slot and come back, it is given a second ref,
+			// which BatchStrings allows.
+			slot.gen, slot.ref = p.gen, uint32(len(p.vals[i]))
+			p.add(i, slot.s, slot.tok, at)
 		}
-		at, slot = at^1, alt
+		p.cur[i] = slot.ref
+		return slot.s
 	}
-	if slot.gen != p.gen {
-		// Its first use this batch. It is not added to strs: should
-		// it lose its entry and come back, it is given a second ref,
-		// which BatchStrings allows.
-		slot.gen, slot.ref = p.gen, uint32(len(p.vals[i]))
-		p.add(i, slot.s, slot.tok, at)
-	}
-	p.cur[i] = slot.ref
-	return slot.s
-}
-
-// internMiss is intern for a value in neither of its entries, at and at^1:
-// it takes the one not used in this batch, or else the first.
-func (p *eventParser) internMiss(i int, b []byte, at int) string {
-	if p.recent[at].gen == p.gen && p.recent[at^1].gen != p.gen {
-		at ^= 1
-	}
-	slot := &p.recent[at]
 	m := p.strs[i]
 	ref, ok := m[string(b)]
 	var s string
@@ -685,10 +665,9 @@ func (p *eventParser) internMiss(i int, b []byte, at int) string {
 	}
 	slot.set(s, ref, p.gen)
 	if ok {
-		// A value of this batch back in an entry: its token is the one
-		// sent, if any, and its tokens to come are for this entry.
+		// A value of this batch back in its entry: its token is the one
+		// sent, if any.
 		slot.tok = p.toks[i][ref]
-		p.slots[i][ref] = int32(at)
 	}
 	p.cur[i] = ref
 	return s

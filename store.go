@@ -3,6 +3,7 @@ package apiusage
 import (
 	"context"
 	"time"
+	"unsafe"
 )
 
 // Batch is a group of events stored all or nothing.
@@ -37,6 +38,20 @@ type BatchStrings struct {
 	// Refs holds, for each event in order, the index in Values of each of
 	// its fields: Events[i]'s field f is Values[f][Refs[i][f]].
 	Refs [][6]uint32
+	// Tokens, when set, holds a store's tokens of the values, by field as
+	// Values: Tokens[f][j] is Values[f][j]'s, 0 for none. A store that
+	// gives tokens fills them in during Append (when every field's slice
+	// is as long as its Values), each the store's own name for the value,
+	// which lets it skip looking the value up again; a decoder that
+	// remembers values from batch to batch may remember their tokens too
+	// and send them back with later batches of the same store. Tokens never
+	// leave the process and never come from a request: a wrong one would
+	// count a value as another.
+	Tokens [6][]uint32
+	// TokenStore names the store that gave Tokens, a name no other store
+	// of the process has. A store trusts Tokens only when it is its own,
+	// and sets it when it fills them in; other stores ignore both.
+	TokenStore uint64
 }
 
 // Describes reports whether h is exactly the strings of events: a ref for
@@ -59,12 +74,20 @@ func (h *BatchStrings) Describes(events []Event) bool {
 		if r[0] >= n[0] || r[1] >= n[1] || r[2] >= n[2] || r[3] >= n[3] || r[4] >= n[4] || r[5] >= n[5] {
 			return false
 		}
-		if e.OrganizationID != v[0][r[0]] || e.ClientID != v[1][r[1]] || e.ClientName != v[2][r[2]] ||
-			e.UserID != v[3][r[3]] || e.TemplateURI != v[4][r[4]] || e.Method != v[5][r[5]] {
+		if !same(e.OrganizationID, v[0][r[0]]) || !same(e.ClientID, v[1][r[1]]) || !same(e.ClientName, v[2][r[2]]) ||
+			!same(e.UserID, v[3][r[3]]) || !same(e.TemplateURI, v[4][r[4]]) || !same(e.Method, v[5][r[5]]) {
 			return false
 		}
 	}
 	return true
+}
+
+// same reports whether a == b, without a call into the runtime when they
+// are the very same string, as a decoder's events and hint hold: == would
+// call memequal six times an event, twice a batch (a server validates with
+// the hint too), for what is mostly a comparison of pointers.
+func same(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // Receipt tells what Append did with a batch.

@@ -1,6 +1,7 @@
 package apiusage_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/apiusage/apiusage"
@@ -33,6 +34,34 @@ func TestBatchStringsDescribes(t *testing.T) {
 	} {
 		if got := tc.change(hint()).Describes(events); got != tc.want {
 			t.Errorf("%s: Describes = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkDescribes checks a decoder's hint of 10,000 events, whose
+// strings are the very strings of its values, as a server does twice a
+// batch.
+func BenchmarkDescribes(b *testing.B) {
+	const n = 10_000
+	h := &apiusage.BatchStrings{Refs: make([][6]uint32, n)}
+	for f := range h.Values {
+		for j := range 100 {
+			h.Values[f] = append(h.Values[f], fmt.Sprintf("value-%d-%d-of-a-field-long-as-a-uuid", f, j))
+		}
+	}
+	events := make([]apiusage.Event, n)
+	for i := range events {
+		r := &h.Refs[i]
+		for f := range r {
+			r[f] = uint32((i*7 + f*13) % 100)
+		}
+		events[i] = apiusage.Event{OrganizationID: h.Values[0][r[0]], ClientID: h.Values[1][r[1]], ClientName: h.Values[2][r[2]],
+			UserID: h.Values[3][r[3]], TemplateURI: h.Values[4][r[4]], Method: h.Values[5][r[5]]}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !h.Describes(events) {
+			b.Fatal("the hint does not describe its events")
 		}
 	}
 }

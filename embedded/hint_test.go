@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
 	"github.com/apiusage/apiusage"
@@ -185,19 +184,32 @@ func TestResolveHintUsedOnlyWhenRight(t *testing.T) {
 }
 
 // BenchmarkPrepare measures an Append goroutine's share of a 10,000-event
-// batch (the suite's): resolving its strings, with and without the hint a
-// decoder gives, and aggregating its deltas.
+// batch (the suite's): resolving its strings, without the hint a decoder
+// gives, with it, and with it and the store's tokens of every value (as a
+// decoder remembers them), and aggregating its deltas.
 func BenchmarkPrepare(b *testing.B) {
-	for _, hinted := range []bool{false, true} {
-		b.Run(fmt.Sprintf("hint=%v", hinted), func(b *testing.B) {
+	for _, hint := range []string{"none", "values", "tokens"} {
+		b.Run("hint="+hint, func(b *testing.B) {
 			s := openTest(b, "", Options{})
 			w := newWorkload(5, 20_000)
 			batches := make([]apiusage.Batch, 16)
 			for i := range batches {
 				batches[i] = w.batch(10_000)
-				if hinted {
+				if hint != "none" {
 					batches[i].Strings = hintOf(batches[i].Events)
 				}
+				if hint == "tokens" {
+					for f, vals := range batches[i].Strings.Values {
+						batches[i].Strings.Tokens[f] = make([]uint32, len(vals))
+					}
+				}
+				// Every value in the dictionary, as in a steady stream,
+				// and the tokens filled in.
+				p, err := s.prepare(context.Background(), batches[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.release(p)
 			}
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {

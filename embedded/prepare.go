@@ -309,20 +309,45 @@ var hintFields = [6]int{fOrg, fClient, fName, fUser, fTmpl, fMethod}
 // hint is checked first, every event against it, and not used (hinted is
 // false) unless it describes the batch exactly; the check is cheap because
 // a decoder's events hold the very strings of its Values.
+//
+// A value whose token (see apiusage.BatchStrings.Tokens) the dictionary gave
+// is not looked up at all: the token is its id. The dictionary never
+// renumbers, so an id it gave for a value stays that value's for as long as
+// the dictionary lives, and tokens of any other dictionary are ignored. The
+// ids of the batch's values are written back as their tokens, for the
+// decoder to remember.
 func (s *Store) resolveHint(b apiusage.Batch, sc *batchScratch, ids []uint32) (newBytes, clients int, hinted bool, err error) {
 	h := b.Strings
 	if !h.Describes(b.Events) {
 		return 0, 0, false, nil
 	}
+	// Tokens are taken and given only when every field has them.
+	tokens := true
+	for rf := range h.Values {
+		tokens = tokens && len(h.Tokens[rf]) == len(h.Values[rf])
+	}
+	trusted := tokens && h.TokenStore == s.dict.instance
 	missing := 0
 	s.dict.mu.RLock()
 	for rf, f := range hintFields {
 		g := slices.Grow(sc.hint[rf][:0], len(h.Values[rf]))[:len(h.Values[rf])]
 		sc.hint[rf] = g
+		var toks []uint32
+		if trusted {
+			toks = h.Tokens[rf][:len(g)]
+		}
+		// A token past the dictionary's end cannot be its own: looked up.
+		n := uint32(len(s.dict.strs[f]))
 		for j, v := range h.Values[rf] {
 			if v == "" {
 				g[j] = 0
 				continue
+			}
+			if toks != nil {
+				if t := toks[j]; t != 0 && t < n {
+					g[j] = t
+					continue
+				}
 			}
 			id, ok := s.dict.ids[f][v]
 			if !ok {
@@ -356,6 +381,13 @@ func (s *Store) resolveHint(b apiusage.Batch, sc *batchScratch, ids []uint32) (n
 		}
 		clients = len(s.dict.strs[fClient])
 		s.dict.mu.Unlock()
+	}
+	if tokens {
+		// Every value's id is its token now, the empty string's 0 (none).
+		for rf := range hintFields {
+			copy(h.Tokens[rf], sc.hint[rf])
+		}
+		h.TokenStore = s.dict.instance
 	}
 	org, client, name, user, tmpl, method := sc.hint[0], sc.hint[1], sc.hint[2], sc.hint[3], sc.hint[4], sc.hint[5]
 	for i := range h.Refs {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apiusage/apiusage"
 )
@@ -703,15 +704,23 @@ const (
 // they varint-pack into a byte or two, and queries can rank them with dense
 // arrays. Id 0 is the empty string in every field. Ids are assigned in order
 // and never change or go away, which makes strs append-only slices that
-// readers may keep a prefix of without a lock.
+// readers may keep a prefix of without a lock, and which lets a decoder
+// remember an id as a token for the value (see apiusage.BatchStrings.Tokens)
+// for as long as the dictionary lives.
 type dicts struct {
 	mu   sync.RWMutex
 	ids  [numFields]map[string]uint32
 	strs [numFields][]string
+	// instance names the dictionary among all the process opens, so that
+	// tokens of another Store's dictionary are never taken for its own.
+	instance uint64
 }
 
+// dictInstances numbers the dictionaries the process makes.
+var dictInstances atomic.Uint64
+
 func newDicts() *dicts {
-	d := &dicts{}
+	d := &dicts{instance: dictInstances.Add(1)}
 	for f := range numFields {
 		d.ids[f] = map[string]uint32{"": 0}
 		d.strs[f] = []string{""}

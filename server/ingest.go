@@ -62,6 +62,11 @@ func (s *Server) handleIngest() apiFunc {
 			b.IdempotencyKey = strconv.Itoa(len(c.client.ID)) + ":" + c.client.ID + ":" + key
 		}
 		receipt, err := s.store.Append(r.Context(), b)
+		if hint != nil {
+			// Tokens the store gave are good whether or not it stored
+			// the batch.
+			p.remember(hint)
+		}
 		if err != nil {
 			return 0, nil, wrap("append events", err)
 		}

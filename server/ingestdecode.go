@@ -48,6 +48,16 @@ type eventParser struct {
 	vals [numInterned][]string
 	refs [][numInterned]uint32
 	cur  *[numInterned]uint32
+	// toks are the store's tokens of vals, by field (0: none; see
+	// apiusage.BatchStrings.Tokens), as the recent entries remember them
+	// and as the store fills them in; tokStore names the store they are
+	// of. slots is, by field, the index in recent of each value's entry,
+	// and unknown the values sent without a token, whose tokens the store
+	// gives are remembered after the batch (see remember).
+	toks     [numInterned][]uint32
+	tokStore uint64
+	slots    [numInterned][]int32
+	unknown  [numInterned][]uint32
 	// strs interns the strings of a batch, a table per field (small tables
 	// are faster to probe, and most fields have few values): organizations,
 	// clients, templates and methods repeat from event to event, and each
@@ -55,8 +65,9 @@ type eventParser struct {
 	// It maps a value to its index in vals.
 	strs [numInterned]map[string]uint32
 	// recent is a direct-mapped cache in front of strs, kept from batch to
-	// batch: a hit costs a few loads and a comparison where the map would
-	// hash the whole string and probe a table too big for the CPU's caches.
+	// batch, which remembers the store's tokens too: a hit costs a few
+	// loads and a comparison where the map would hash the whole string and
+	// probe a table too big for the CPU's caches.
 	// An entry's ref is its index in vals when its gen is the batch's.
 	// Each field's entries are recent[recentStart[f]:recentStart[f+1]];
 	// allocated apart, so that its entries start cache lines.
@@ -72,17 +83,22 @@ type eventParser struct {
 // recentEntry is a slot of eventParser.recent: a cache line, which holds
 // the bytes of a string up to inlineMax long as well, so that checking a hit
 // reads the line and not the string's bytes, elsewhere in the heap (half
-// the cache misses of a hit, which dominated the parser's time).
+// the cache misses of a hit, which dominated the parser's time), and the
+// store's token of the string, so that the store need not look up a value
+// the parser remembers (its dictionary's lookups were a tenth of the
+// server's ingest CPU).
 type recentEntry struct {
 	inline [inlineMax]byte // s's bytes when it is short enough; the rest left over
+	tok    uint32          // the store's token of s (of eventParser.tokStore), or 0
 	s      string
 	ref    uint32
 	gen    uint32
 }
 
 // inlineMax is the longest string a recentEntry holds in line: identifiers
-// (36 bytes as UUIDs), names and most templates.
-const inlineMax = 40
+// (36 bytes as UUIDs), names and most templates. With the token it keeps
+// an entry one cache line.
+const inlineMax = 36
 
 // maxPooledEvents bounds the event slice a parser keeps for the next batch.
 const maxPooledEvents = 1 << 15
@@ -105,6 +121,12 @@ func (ps *eventParsers) put(p *eventParser) {
 	if cap(p.buf) > maxPooledBody {
 		return
 	}
+	p.reset()
+	ps.p.Put(p)
+}
+
+// reset readies the parser for its next batch.
+func (p *eventParser) reset() {
 	// The strings go with their batch; the map keeps its buckets.
 	for _, m := range p.strs {
 		clear(m)
@@ -114,7 +136,6 @@ func (ps *eventParsers) put(p *eventParser) {
 	if cap(p.events) > maxPooledEvents {
 		p.events = nil
 	}
-	ps.p.Put(p)
 }
 
 // decodeReused reads a body (sizeHint, when positive, is its announced
@@ -136,11 +157,51 @@ func (p *eventParser) decodeReused(r io.Reader, sizeHint int64, ndjson bool, max
 
 // hint returns the strings of the batch last parsed.
 func (p *eventParser) hint() *apiusage.BatchStrings {
-	h := &apiusage.BatchStrings{Refs: p.refs}
+	h := &apiusage.BatchStrings{Refs: p.refs, TokenStore: p.tokStore}
 	for i := range h.Values {
 		h.Values[i] = p.vals[i]
+		h.Tokens[i] = p.toks[i]
 	}
 	return h
+}
+
+// remember keeps the tokens the store gave the values of h, the hint of the
+// batch last parsed, once the store is done with it, in the entries that
+// still hold those values: only for the values sent without one, whose
+// entries are read again only here. Tokens of another store than the one
+// the parser's tokens are of replace them all.
+func (p *eventParser) remember(h *apiusage.BatchStrings) {
+	if h.TokenStore != p.tokStore {
+		if p.tokStore != 0 {
+			for i := range p.recent {
+				p.recent[i].tok = 0
+			}
+		}
+		p.tokStore = h.TokenStore
+		// Every value is to be remembered, not only those sent without
+		// a token, which were another store's.
+		for i := range p.unknown {
+			p.unknown[i] = p.unknown[i][:0]
+			for j := 1; j < len(p.vals[i]); j++ {
+				p.unknown[i] = append(p.unknown[i], uint32(j))
+			}
+		}
+	}
+	for i, unknown := range p.unknown {
+		toks, vals, slots := h.Tokens[i], h.Values[i], p.slots[i]
+		if len(toks) != len(vals) || len(vals) != len(slots) {
+			continue
+		}
+		for _, j := range unknown {
+			// The entry may hold another value since, and a value the
+			// store saw may not be the one parsed (validation writes
+			// methods in their canonical form): only the very string the
+			// store saw gets the token.
+			if e := &p.recent[slots[j]]; e.gen == p.gen && e.ref == j && e.s == vals[j] {
+				e.tok = toks[j]
+			}
+		}
+	}
 }
 
 // newEvent appends a zero event and its refs, which it makes current.
@@ -194,6 +255,9 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 	}
 	for i := range p.vals {
 		p.vals[i] = append(p.vals[i][:0], "")
+		p.toks[i] = append(p.toks[i][:0], 0)
+		p.slots[i] = append(p.slots[i][:0], 0)
+		p.unknown[i] = p.unknown[i][:0]
 	}
 	p.refs = p.refs[:0]
 	// A reused slice grows by appending, as far as the events go; a new
@@ -575,14 +639,15 @@ func (p *eventParser) intern(f int, b []byte) string {
 		}
 	}
 	h = (h ^ uint64(len(b))) * 0x9e3779b97f4a7c15
-	slot := &p.recent[recentStart[i]+int(h>>(64-recentBits[i]))]
+	at := recentStart[i] + int(h>>(64-recentBits[i]))
+	slot := &p.recent[at]
 	if slot.holds(b) {
 		if slot.gen != p.gen {
 			// Its first use this batch. It is not added to strs: should
 			// it lose its slot and come back, it is given a second ref,
 			// which BatchStrings allows.
 			slot.gen, slot.ref = p.gen, uint32(len(p.vals[i]))
-			p.vals[i] = append(p.vals[i], slot.s)
+			p.add(i, slot.s, slot.tok, at)
 		}
 		p.cur[i] = slot.ref
 		return slot.s
@@ -595,12 +660,28 @@ func (p *eventParser) intern(f int, b []byte) string {
 	} else {
 		s = string(b)
 		ref = uint32(len(p.vals[i]))
-		p.vals[i] = append(p.vals[i], s)
+		p.add(i, s, 0, at)
 		m[s] = ref
 	}
 	slot.set(s, ref, p.gen)
+	if ok {
+		// A value of this batch back in its entry: its token is the one
+		// sent, if any.
+		slot.tok = p.toks[i][ref]
+	}
 	p.cur[i] = ref
 	return s
+}
+
+// add appends s, a value of field i, its token and its entry's index in
+// recent to the batch's values.
+func (p *eventParser) add(i int, s string, tok uint32, at int) {
+	if tok == 0 {
+		p.unknown[i] = append(p.unknown[i], uint32(len(p.vals[i])))
+	}
+	p.vals[i] = append(p.vals[i], s)
+	p.toks[i] = append(p.toks[i], tok)
+	p.slots[i] = append(p.slots[i], int32(at))
 }
 
 // holds reports whether the entry's string is b, as e.s == string(b) would,
@@ -621,9 +702,9 @@ func (e *recentEntry) holds(b []byte) bool {
 	return diff == 0
 }
 
-// set makes the entry hold s.
+// set makes the entry hold s, without a token.
 func (e *recentEntry) set(s string, ref, gen uint32) {
-	e.s, e.ref, e.gen = s, ref, gen
+	e.s, e.ref, e.gen, e.tok = s, ref, gen, 0
 	if len(s) <= inlineMax {
 		// The bytes past s's matter to no comparison; they are left.
 		copy(e.inline[:], s)

@@ -108,8 +108,7 @@ func (snap *snapshot) writeCold(dir string) (refs map[uint64]bool, err error) {
 		switch {
 		case t.packed != nil && t.keys != nil:
 			// Merged with the rows late events added, and sorted anew.
-			keys, cnts := mergedRows(t.packed, omitsOf(t.kind), t.rows, t.keys, t.cnts)
-			f := (&table{keys: keys, cnts: cnts}).freeze(&sortBuf)
+			f := mergedFrozen(t.packed, omitsOf(t.kind), t.rows, t.keys, t.cnts, &sortBuf)
 			p = packResult{t: t.from, was: t.packed, merged: true, gen: t.gen, rows: len(f.keys)}
 			for org, r := range orgChunks(f.orgs) {
 				ca, err := w.chunk(t.kind, t.hour, func(b []byte) []byte { return appendRows(b, f.keys[r.lo:r.hi], f.cnts[r.lo:r.hi], omitsOf(t.kind)) })

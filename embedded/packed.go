@@ -291,18 +291,26 @@ func (t *table) unpack() {
 	if t.packed == nil {
 		return
 	}
-	keys, cnts := mergedRows(t.packed, t.omit, t.packedRows, t.keys, t.cnts)
-	t.keys, t.cnts, t.index, t.shared, t.sorted, t.orgs = keys, cnts, nil, false, 0, nil
-	t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = nil, nil, 0, nil, coldRange{}
 	var buf []uint64
-	t.install(t.freeze(&buf))
+	f := mergedFrozen(t.packed, t.omit, t.packedRows, t.keys, t.cnts, &buf)
+	t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = nil, nil, 0, nil, coldRange{}
+	t.install(f)
 }
 
-// mergedRows returns every row of a packed table in new slices: its chunks'
-// rows decoded (rows of them, omitting omit), then the rows beside them,
-// keys and cnts. Every chunk was checked when it was made or read (see
-// unpack), so failing here is a bug.
-func mergedRows(chunks []packedChunk, omit omitted, rows int, keys []key, cnts []cnt) ([]key, []cnt) {
+// pack makes chunks, of the organizations orgs and rows in all, slices of
+// src at where, t's rows in place of those it holds.
+func (t *table) pack(chunks []packedChunk, orgs []uint32, rows int, src *mappedFile, where coldRange) {
+	t.packed, t.packedOrg, t.packedRows, t.packedSrc, t.packedAt = chunks, orgs, rows, src, where
+	t.keys, t.cnts, t.index, t.shared = nil, nil, nil, false
+	t.sorted, t.orgs = 0, nil
+}
+
+// mergedFrozen returns every row of a packed table frozen (see
+// table.freeze): its chunks' rows decoded (rows of them, omitting omit),
+// merged with the rows beside them, keys and cnts. Every chunk was checked
+// when it was made or read (see unpack), so failing here is a bug. buf is
+// freeze's scratch.
+func mergedFrozen(chunks []packedChunk, omit omitted, rows int, keys []key, cnts []cnt, buf *[]uint64) frozen {
 	mk := make([]key, 0, rows+len(keys))
 	mc := make([]cnt, 0, rows+len(keys))
 	var cols columns
@@ -312,7 +320,8 @@ func mergedRows(chunks []packedChunk, omit omitted, rows int, keys []key, cnts [
 			panic(fmt.Sprintf("embedded: a checked packed table does not decode: %v", err))
 		}
 	}
-	return append(mk, keys...), append(mc, cnts...)
+	merged := table{keys: append(mk, keys...), cnts: append(mc, cnts...)}
+	return merged.freeze(buf)
 }
 
 // orgChunks yields the rows of a frozen table to pack as chunks: each

@@ -114,7 +114,6 @@ type snapTable struct {
 // they are rebuilt if a late event arrives.
 func (s *Store) cloneState(seg uint64, now int64) *snapshot {
 	snap := &snapshot{seg: seg, at: now}
-	s.st.lateRows = 0 // the rows beside chunks are merged by this one
 	all := s.dict.all()
 	for f := range numFields {
 		snap.dict[f] = all[f][1:s.logged[f]]
@@ -734,6 +733,7 @@ func (s *Store) startCheckpoint() {
 	s.wal.Close() // fsynced by its last commit
 	s.wal, s.seg, s.walOff = f, next, 0
 	s.ckCovered = s.walSize
+	s.st.lateRows = 0 // the rows beside chunks are merged by this one
 	snap := s.cloneState(next, s.now().UnixNano())
 	s.ckRunning = true
 	go func() {

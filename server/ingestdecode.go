@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -51,7 +53,8 @@ type eventParser struct {
 	// toks are the store's tokens of vals, by field (0: none; see
 	// apiusage.BatchStrings.Tokens), as the recent entries remember them
 	// and as the store fills them in; tokStore names the store they are
-	// of. slots is, by field, the index in recent of each value's entry,
+	// of (the cache's when the batch was parsed). slots is, by field, the
+	// index in recent of each value's entry,
 	// and unknown the values sent without a token, whose tokens the store
 	// gives are remembered after the batch (see remember).
 	toks     [numInterned][]uint32
@@ -64,15 +67,14 @@ type eventParser struct {
 	// distinct value is allocated once a batch instead of once an event.
 	// It maps a value to its index in vals.
 	strs [numInterned]map[string]uint32
-	// recent is a direct-mapped cache in front of strs, kept from batch to
-	// batch, which remembers the store's tokens too: a hit costs a few
-	// loads and a comparison where the map would hash the whole string and
-	// probe a table too big for the CPU's caches.
-	// An entry's ref is its index in vals when its gen is the batch's.
-	// Each field's entries are recent[recentStart[f]:recentStart[f+1]];
-	// allocated apart, so that its entries start cache lines.
+	// cache is the cache of recent strings in front of strs that the batch
+	// was parsed with, and recent its entries while the parser holds it
+	// (see recentCache). An entry's ref is its index in vals when its gen
+	// is the batch's. caches are the ones the parser takes cache from.
+	cache  *recentCache
 	recent []recentEntry
-	gen    uint32 // the batch's number, for recent
+	gen    uint32 // the batch's number in cache
+	caches *recentCaches
 	// follow is, by field, the field whose key came next the last time
 	// (fieldNone: the first key of an object), the key object tries first.
 	follow  [fieldStatus + 1]int
@@ -80,7 +82,55 @@ type eventParser struct {
 	scratch []byte // unescaped strings
 }
 
-// recentEntry is a slot of eventParser.recent: a cache line, which holds
+// recentCache is a direct-mapped cache of recent strings in front of a
+// parser's strs, kept from batch to batch, which remembers the store's
+// tokens too: a hit costs a few loads and a comparison where the map would
+// hash the whole string and probe a table too big for the CPU's caches.
+// Each field's entries are entries[recentStart[f]:recentStart[f+1]];
+// allocated apart, so that its entries start cache lines.
+//
+// The parsers of a route share a few of them, as many as the cores that can
+// parse at once (see recentCaches): a cache of its own for each parser saw
+// only the batches of its parser, a quarter of them with four connections,
+// so that half the users of a batch missed it, and the four took four times
+// the room in the CPU's caches.
+type recentCache struct {
+	mu       sync.Mutex
+	entries  []recentEntry
+	gen      uint32 // the number of the batch last parsed with it
+	tokStore uint64 // the store its entries' tokens are of
+}
+
+// recentCaches are the caches of recent strings that a route's parsers share.
+// A parser holds one while it parses a batch, and again while it remembers
+// the tokens the store gave (see eventParser.remember).
+type recentCaches struct {
+	once   sync.Once
+	caches []*recentCache
+	next   atomic.Uint32
+}
+
+// acquire returns a cache, locked: the first free one, so that batches that
+// do not overlap share the one cache, else the next in turn, once it is
+// free.
+func (cs *recentCaches) acquire() *recentCache {
+	cs.once.Do(func() {
+		cs.caches = make([]*recentCache, runtime.GOMAXPROCS(0))
+		for i := range cs.caches {
+			cs.caches[i] = &recentCache{entries: make([]recentEntry, recentStart[numInterned])}
+		}
+	})
+	for _, c := range cs.caches {
+		if c.mu.TryLock() {
+			return c
+		}
+	}
+	c := cs.caches[int(cs.next.Add(1))%len(cs.caches)]
+	c.mu.Lock()
+	return c
+}
+
+// recentEntry is a slot of recentCache.entries: a cache line, which holds
 // the bytes of a string up to inlineMax long as well, so that checking a hit
 // reads the line and not the string's bytes, elsewhere in the heap (half
 // the cache misses of a hit, which dominated the parser's time), and the
@@ -89,7 +139,7 @@ type eventParser struct {
 // server's ingest CPU).
 type recentEntry struct {
 	inline [inlineMax]byte // s's bytes when it is short enough; the rest left over
-	tok    uint32          // the store's token of s (of eventParser.tokStore), or 0
+	tok    uint32          // the store's token of s (of recentCache.tokStore), or 0
 	s      string
 	ref    uint32
 	gen    uint32
@@ -103,14 +153,18 @@ const inlineMax = 36
 // maxPooledEvents bounds the event slice a parser keeps for the next batch.
 const maxPooledEvents = 1 << 15
 
-// eventParsers is a pool of parsers, one per handler.
-type eventParsers struct{ p sync.Pool }
+// eventParsers is a pool of parsers, one per handler, and the caches of
+// recent strings they share.
+type eventParsers struct {
+	p      sync.Pool
+	caches recentCaches
+}
 
 func (ps *eventParsers) get() *eventParser {
 	if p, ok := ps.p.Get().(*eventParser); ok {
 		return p
 	}
-	p := &eventParser{recent: make([]recentEntry, recentStart[numInterned])}
+	p := &eventParser{caches: &ps.caches}
 	for i := range p.strs {
 		p.strs[i] = make(map[string]uint32)
 	}
@@ -147,6 +201,8 @@ func (p *eventParser) decodeReused(r io.Reader, sizeHint int64, ndjson bool, max
 	if err := p.read(r, sizeHint); err != nil {
 		return nil, nil, err
 	}
+	// The cache is taken only once the body is in: reading it waits on
+	// the network, parsing does not.
 	events, err = p.parse(p.events, ndjson, max)
 	if err != nil {
 		return nil, nil, err
@@ -166,18 +222,24 @@ func (p *eventParser) hint() *apiusage.BatchStrings {
 }
 
 // remember keeps the tokens the store gave the values of h, the hint of the
-// batch last parsed, once the store is done with it, in the entries that
-// still hold those values: only for the values sent without one, whose
-// entries are read again only here. Tokens of another store than the one
-// the parser's tokens are of replace them all.
+// batch last parsed, once the store is done with it, in the entries of the
+// cache it was parsed with that still hold those values: only for the
+// values sent without one, whose entries are read again only here. Tokens
+// of another store than the one the cache's tokens are of replace them all.
 func (p *eventParser) remember(h *apiusage.BatchStrings) {
-	if h.TokenStore != p.tokStore {
-		if p.tokStore != 0 {
-			for i := range p.recent {
-				p.recent[i].tok = 0
+	c := p.cache
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h.TokenStore != c.tokStore {
+		if c.tokStore != 0 {
+			for i := range c.entries {
+				c.entries[i].tok = 0
 			}
 		}
-		p.tokStore = h.TokenStore
+		c.tokStore = h.TokenStore
 		// Every value is to be remembered, not only those sent without
 		// a token, which were another store's.
 		for i := range p.unknown {
@@ -195,9 +257,10 @@ func (p *eventParser) remember(h *apiusage.BatchStrings) {
 		for _, j := range unknown {
 			// The entry may hold another value since, and a value the
 			// store saw may not be the one parsed (validation writes
-			// methods in their canonical form): only the very string the
-			// store saw gets the token.
-			if e := &p.recent[slots[j]]; e.gen == p.gen && e.ref == j && e.s == vals[j] {
+			// methods in their canonical form): only an entry holding the
+			// very value the store saw gets its token, whichever batch
+			// put it there.
+			if e := &c.entries[slots[j]]; e.s == vals[j] {
 				e.tok = toks[j]
 			}
 		}
@@ -248,11 +311,17 @@ func (p *eventParser) parse(buf []apiusage.Event, ndjson bool, max int) ([]apius
 	tooMany := func() error {
 		return apiusage.Errorf(apiusage.CodeTooLarge, "a batch holds at most %d events", max)
 	}
-	if p.gen++; p.gen == 0 {
+	c := p.caches.acquire()
+	defer func() {
+		p.recent = nil
+		c.mu.Unlock()
+	}()
+	if c.gen++; c.gen == 0 {
 		// After 2^32 batches, entries of the first would look current.
-		clear(p.recent)
-		p.gen = 1
+		clear(c.entries)
+		c.gen = 1
 	}
+	p.cache, p.recent, p.gen, p.tokStore = c, c.entries, c.gen, c.tokStore
 	for i := range p.vals {
 		p.vals[i] = append(p.vals[i][:0], "")
 		p.toks[i] = append(p.toks[i][:0], 0)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -96,12 +97,12 @@ func TestIngestTokens(t *testing.T) {
 		if (round == 1 || round == 3) && known < values*3/4 {
 			t.Errorf("round %d: %d of %d values with a token, want most", round, known, values)
 		}
-		// The parser's tokens are of the store last appended to.
+		// The cache's tokens are of the store last appended to.
 		if named[store] == 0 {
-			named[store] = p.tokStore
+			named[store] = p.cache.tokStore
 		}
-		if p.tokStore == 0 || p.tokStore != named[store] || named[0] == named[1] {
-			t.Errorf("round %d: the parser's tokens are of %d, the stores' %v", round, p.tokStore, named)
+		if p.cache.tokStore == 0 || p.cache.tokStore != named[store] || named[0] == named[1] {
+			t.Errorf("round %d: the cache's tokens are of %d, the stores' %v", round, p.cache.tokStore, named)
 		}
 	}
 	if !strings.Contains(string(bodies[0]), `"get"`) {
@@ -166,4 +167,91 @@ func TestIngestTokensFollowTheirValue(t *testing.T) {
 	}
 	iv := apiusage.Interval{Start: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)}
 	storetest.CheckQuery(t, s, all, apiusage.Query{Interval: iv, GroupBy: []apiusage.Dimension{apiusage.DimUser}})
+}
+
+// TestIngestSharedCaches ingests batches from several goroutines at once
+// through parsers of one pool, which share their caches of recent strings,
+// into two stores in turn, so that a cache's tokens change store while
+// other batches are parsed with it: each store must count exactly what an
+// oracle counts, and the race detector must find nothing. Tokens must still
+// be sent, or the test would not test them.
+func TestIngestSharedCaches(t *testing.T) {
+	var stores [2]*embedded.Store
+	for i := range stores {
+		s, err := embedded.Open(t.TempDir(), embedded.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	lines := bytes.SplitAfter(workloadBatch(t, 16000), []byte{'\n'})
+	var bodies [][]byte
+	for i := 0; i+1000 <= len(lines); i += 1000 {
+		bodies = append(bodies, bytes.Join(lines[i:i+1000], nil))
+	}
+	const workers, rounds = 4, 3
+	var (
+		ps    eventParsers
+		mu    sync.Mutex
+		all   [2][]apiusage.Event
+		known int
+		wg    sync.WaitGroup
+		errs  = make(chan error, workers)
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				for i := w; i < len(bodies); i += workers {
+					// Mostly the first store, each worker to the second
+					// in a round of its own.
+					store := 0
+					if r == w%rounds && i%3 == 0 {
+						store = 1
+					}
+					p := ps.get()
+					events, hint, err := p.decodeReused(bytes.NewReader(bodies[i]), 0, true, 100_000)
+					if err == nil && !validHinted(events, hint) {
+						err = fmt.Errorf("validHinted rejects body %d", i)
+					}
+					sent := 0
+					for _, toks := range hint.Tokens {
+						for _, tok := range toks {
+							if tok != 0 {
+								sent++
+							}
+						}
+					}
+					if err == nil {
+						_, err = stores[store].Append(context.Background(), apiusage.Batch{Events: events, Strings: hint})
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					p.remember(hint)
+					mu.Lock()
+					all[store] = append(all[store], slices.Clone(events)...)
+					known += sent
+					mu.Unlock()
+					ps.put(p)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if known == 0 {
+		t.Fatal("no value was sent with a token")
+	}
+	iv := apiusage.Interval{Start: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for i, s := range stores {
+		q := apiusage.Query{Interval: iv, GroupBy: []apiusage.Dimension{apiusage.DimOrganization, apiusage.DimClient, apiusage.DimUser, apiusage.DimTemplateURI, apiusage.DimMethod}}
+		t.Run(fmt.Sprintf("store%d", i), func(t *testing.T) { storetest.CheckQuery(t, s, all[i], q) })
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/bits"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -103,29 +104,42 @@ type recentCache struct {
 
 // recentCaches are the caches of recent strings that a route's parsers share.
 // A parser holds one while it parses a batch, and again while it remembers
-// the tokens the store gave (see eventParser.remember).
+// the tokens the store gave (see eventParser.remember). There are as many
+// as parses have overlapped, up to one per core: a server that parses one
+// batch at a time keeps one.
 type recentCaches struct {
-	once   sync.Once
-	caches []*recentCache
+	mu     sync.Mutex                     // held to add a cache
+	caches atomic.Pointer[[]*recentCache] // replaced, never changed, as caches are added
 	next   atomic.Uint32
 }
 
 // acquire returns a cache, locked: the first free one, so that batches that
-// do not overlap share the one cache, else the next in turn, once it is
-// free.
+// do not overlap share the one cache; else a new one, while there are fewer
+// than the cores; else the next in turn, once it is free.
 func (cs *recentCaches) acquire() *recentCache {
-	cs.once.Do(func() {
-		cs.caches = make([]*recentCache, runtime.GOMAXPROCS(0))
-		for i := range cs.caches {
-			cs.caches[i] = &recentCache{entries: make([]recentEntry, recentStart[numInterned])}
-		}
-	})
-	for _, c := range cs.caches {
+	var caches []*recentCache
+	if p := cs.caches.Load(); p != nil {
+		caches = *p
+	}
+	for _, c := range caches {
 		if c.mu.TryLock() {
 			return c
 		}
 	}
-	c := cs.caches[int(cs.next.Add(1))%len(cs.caches)]
+	if len(caches) < runtime.GOMAXPROCS(0) {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if p := cs.caches.Load(); p == nil || len(*p) == len(caches) {
+			c := &recentCache{entries: make([]recentEntry, recentStart[numInterned])}
+			c.mu.Lock()
+			caches = append(slices.Clip(caches), c)
+			cs.caches.Store(&caches)
+			return c
+		}
+		// Another parser added one meanwhile: take turns with them all.
+		caches = *cs.caches.Load()
+	}
+	c := caches[int(cs.next.Add(1))%len(caches)]
 	c.mu.Lock()
 	return c
 }

@@ -460,10 +460,11 @@ func BenchmarkIngestDecode(b *testing.B) {
 // BenchmarkIngestDecodeStream decodes and validates successive batches of
 // 10,000 workload events, each batch new to the parser, as the server sees
 // them: its recent strings churn from batch to batch (users above all),
-// which one batch decoded again and again does not show. The server's
-// connections take turns with a few parsers, and between two batches of one
-// parser the store's work evicts much of what it left in the CPU's caches:
-// parsers=4 decodes with four in turn.
+// which one batch decoded again and again does not show. Between two batches
+// of one cache of recent strings, the store's work evicts much of what it
+// left in the CPU's caches: parsers=4 decodes with four pools in turn, each
+// with caches of its own, as the server's connections had before they shared
+// them.
 func BenchmarkIngestDecodeStream(b *testing.B) {
 	const n, batches = 10_000, 20
 	lines := bytes.SplitAfter(workloadBatch(b, n*batches), []byte{'\n'})

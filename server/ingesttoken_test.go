@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -254,4 +255,33 @@ func TestIngestSharedCaches(t *testing.T) {
 		q := apiusage.Query{Interval: iv, GroupBy: []apiusage.Dimension{apiusage.DimOrganization, apiusage.DimClient, apiusage.DimUser, apiusage.DimTemplateURI, apiusage.DimMethod}}
 		t.Run(fmt.Sprintf("store%d", i), func(t *testing.T) { storetest.CheckQuery(t, s, all[i], q) })
 	}
+}
+
+// TestRecentCachesGrowWithOverlap checks that parses that do not overlap
+// share one cache, that overlapping ones get caches of their own up to one
+// per core, and that past that they wait for one.
+func TestRecentCachesGrowWithOverlap(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	var cs recentCaches
+	a := cs.acquire()
+	a.mu.Unlock()
+	if again := cs.acquire(); again != a {
+		t.Fatal("a parse after another took a second cache")
+	}
+	b := cs.acquire() // a is held
+	if b == a {
+		t.Fatal("two overlapping parses got the same cache")
+	}
+	got := make(chan *recentCache)
+	go func() { got <- cs.acquire() }()
+	b.mu.Unlock()
+	a.mu.Unlock()
+	c := <-got
+	if c != a && c != b {
+		t.Fatal("a third overlapping parse made a third cache on two cores")
+	}
+	if n := len(*cs.caches.Load()); n != 2 {
+		t.Fatalf("%d caches, want 2", n)
+	}
+	c.mu.Unlock()
 }

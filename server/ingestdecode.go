@@ -90,11 +90,11 @@ type eventParser struct {
 // Each field's entries are entries[recentStart[f]:recentStart[f+1]];
 // allocated apart, so that its entries start cache lines.
 //
-// The parsers of a route share a few of them, as many as the cores that can
-// parse at once (see recentCaches): a cache of its own for each parser saw
-// only the batches of its parser, a quarter of them with four connections,
-// so that half the users of a batch missed it, and the four took four times
-// the room in the CPU's caches.
+// The parsers of a route share a few of them, at most one per core (see
+// recentCaches). With a cache of its own for each parser, the caches took
+// as many times the room, in memory and in the CPU's caches, as there were
+// connections; shared, one can be large enough to hold the users of the
+// last sixteen batches or so (see recentBits).
 type recentCache struct {
 	mu       sync.Mutex
 	entries  []recentEntry

@@ -14,7 +14,7 @@ import (
 //
 // Only the writer changes tables, so it builds the frozen rows without the
 // state's lock, and takes the lock only to install them: queries wait for
-// pointer swaps, not for sorting.
+// pointer swaps or a copy of a table's rows, not for sorting.
 func (s *Store) freezeCold() {
 	st := s.st
 	if len(st.warm) == 0 {
@@ -40,12 +40,26 @@ func (s *Store) freezeCold() {
 	if len(todo) == 0 {
 		return
 	}
-	built := make([]frozen, len(todo))
-	for i, t := range todo {
-		built[i] = t.freeze(&s.freezeBuf)
+	// While a checkpoint runs, its snapshot reads every table's slices:
+	// the frozen rows go to new ones.
+	var built []frozen
+	var copied []*table
+	for _, t := range todo {
+		if s.ckRunning || !t.inPlace() {
+			built = append(built, t.freeze(&s.freezeBuf))
+			copied = append(copied, t)
+			continue
+		}
+		f := t.freezeTo(&s.freezeBuf, &s.freezeRows)
+		s.mu.Lock()
+		t.installInPlace(f)
+		s.mu.Unlock()
+	}
+	if len(copied) == 0 {
+		return
 	}
 	s.mu.Lock()
-	for i, t := range todo {
+	for i, t := range copied {
 		t.install(built[i])
 	}
 	s.mu.Unlock()

@@ -74,7 +74,8 @@ func (c *cnt) add(d cnt) {
 // (nearly all of them: most events are recent) cost no index.
 //
 // A table no longer written is frozen (see freeze): its rows sorted by
-// organization and client into exact-size slices, with a directory of each
+// organization and client into exact-size slices (or its own, see
+// installInPlace), with a directory of each
 // organization's rows, so that a query about one organization or a few
 // clients reads only their rows, and without its index. A late write to a
 // frozen table still works: it updates a row in place or appends one after
@@ -247,7 +248,19 @@ type frozen struct {
 // of millions of strings: sorting them by comparisons was 4% of the
 // server's CPU on ingest (the writer freezes each day as it goes cold).
 // scratch is reused between calls.
-func (t *table) freeze(scratch *[]uint64) frozen {
+func (t *table) freeze(scratch *[]uint64) frozen { return t.freezeTo(scratch, nil) }
+
+// freezeRows is scratch that freezeTo builds a table's sorted rows in, for
+// installInPlace to copy back into the table's own slices.
+type freezeRows struct {
+	keys []key
+	cnts []cnt
+}
+
+// freezeTo is freeze, building the sorted rows in rows when it is not nil:
+// then they are rows' memory, to be copied back by installInPlace before
+// rows is used again.
+func (t *table) freezeTo(scratch *[]uint64, rows *freezeRows) frozen {
 	n := len(t.keys)
 	shared := false
 	keys, cnts := t.keys, t.cnts
@@ -298,7 +311,14 @@ func (t *table) freeze(scratch *[]uint64) frozen {
 				}
 			}
 		}
-		nk, nc := make([]key, 0, n), make([]cnt, 0, n)
+		var nk []key
+		var nc []cnt
+		if rows != nil {
+			nk, nc = slices.Grow(rows.keys[:0], n), slices.Grow(rows.cnts[:0], n)
+			rows.keys, rows.cnts = nk, nc
+		} else {
+			nk, nc = make([]key, 0, n), make([]cnt, 0, n)
+		}
 		for i := range order {
 			if m := len(nk) - 1; m >= 0 && nk[m] == keys[i] && nc[m].fits(cnts[i]) {
 				nc[m].add(cnts[i])
@@ -311,7 +331,7 @@ func (t *table) freeze(scratch *[]uint64) frozen {
 	} else {
 		shared = t.shared // the same slices: still the snapshot's
 	}
-	if cap(keys) != n || cap(cnts) != n {
+	if rows == nil && (cap(keys) != n || cap(cnts) != n) {
 		keys, cnts = slices.Clone(keys), slices.Clone(cnts)
 		shared = false
 	}
@@ -334,6 +354,34 @@ func (t *table) install(f frozen) {
 	t.sorted = int32(len(f.keys))
 	t.index = nil
 	t.shared = f.shared
+}
+
+// inPlace reports whether installInPlace may take t's frozen rows: no
+// snapshot is reading its slices (the caller knows whether one may be),
+// and they have little room to spare, since frozen tables keep them.
+func (t *table) inPlace() bool {
+	n := len(t.keys)
+	return cap(t.keys) <= n+n/4 && cap(t.cnts) <= n+n/4
+}
+
+// installInPlace makes f, built by freezeTo from t's rows as they still are
+// into scratch of the caller's, t's rows, copied into t's own slices rather
+// than into new ones: on a VM the first touch of fresh memory costs more
+// than sorting the rows (their copy into new exact-size slices was most of
+// freezing's time), and t's slices are in memory touched already. Only
+// when t.inPlace holds and no snapshot is reading t's slices (no checkpoint
+// runs: each one reads every table it found). The caller holds the state's
+// write lock.
+func (t *table) installInPlace(f frozen) {
+	n := len(f.keys)
+	if n > 0 && &f.keys[0] != &t.keys[0] {
+		copy(t.keys[:n], f.keys)
+		copy(t.cnts[:n], f.cnts)
+	}
+	t.keys, t.cnts, t.orgs = t.keys[:n], t.cnts[:n], f.orgs
+	t.sorted = int32(n)
+	t.index = nil
+	t.shared = false
 }
 
 func compareKeys(a, b *key) int {

@@ -30,9 +30,10 @@
 //
 // Once a day is more than a day older than the newest written, the writer
 // freezes its rollups (freeze.go): rows sorted by organization and client
-// into exact-size slices (or back into their own, when those have little
-// room to spare and no checkpoint reads them: fresh memory costs more than
-// the sort), with a directory of each organization's rows, and no index. A query about one organization, or about clients (whose
+// into exact-size slices (or back into their own, when no checkpoint reads
+// them and they have little room to spare or are dropped when packed
+// soon: fresh memory costs more than the sort), with a directory of each
+// organization's rows, and no index. A query about one organization, or about clients (whose
 // organizations the state tracks), reads only their rows: a binary search
 // per organization and client instead of a scan of everyone's. A late
 // write to a frozen rollup updates its row in place or appends after the

@@ -22,6 +22,7 @@ func (s *Store) freezeCold() {
 	}
 	warm := st.warmFrom()
 	var todo []*table
+	var packed []bool // by todo, whether the next checkpoint packs it
 	keep := st.warm[:0]
 	for _, p := range st.warm {
 		if p.day >= warm {
@@ -32,6 +33,7 @@ func (s *Store) freezeCold() {
 		p.tables(func(t *table) {
 			if n := t.tail(); n > 0 && (t.sorted == 0 || n >= int(t.sorted)/4) {
 				todo = append(todo, t)
+				packed = append(packed, t != &p.slim)
 			}
 		})
 	}
@@ -44,8 +46,8 @@ func (s *Store) freezeCold() {
 	// the frozen rows go to new ones.
 	var built []frozen
 	var copied []*table
-	for _, t := range todo {
-		if s.ckRunning || !t.inPlace() {
+	for i, t := range todo {
+		if s.ckRunning || !t.inPlace(packed[i]) {
 			built = append(built, t.freeze(&s.freezeBuf))
 			copied = append(copied, t)
 			continue

@@ -45,7 +45,7 @@ func TestFreezeInPlace(t *testing.T) {
 			var buf []uint64
 			want.install(want.freeze(&buf))
 			got := build()
-			if !got.inPlace() {
+			if !got.inPlace(false) {
 				t.Fatal("an exact-size table is not to be frozen in place")
 			}
 			mem := &got.keys[0]

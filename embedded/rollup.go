@@ -356,12 +356,14 @@ func (t *table) install(f frozen) {
 	t.shared = f.shared
 }
 
-// inPlace reports whether installInPlace may take t's frozen rows: no
-// snapshot is reading its slices (the caller knows whether one may be),
-// and they have little room to spare, since frozen tables keep them.
-func (t *table) inPlace() bool {
+// inPlace reports whether installInPlace may take t's frozen rows, short
+// of a snapshot reading its slices (which the caller knows): when packed
+// is set, t is a table that the next checkpoint packs (see packable),
+// which then drops its slices, so any room they have to spare is kept a
+// short while; otherwise, t keeps them, and they must have little to spare.
+func (t *table) inPlace(packed bool) bool {
 	n := len(t.keys)
-	return cap(t.keys) <= n+n/4 && cap(t.cnts) <= n+n/4
+	return packed || cap(t.keys) <= n+n/8 && cap(t.cnts) <= n+n/8
 }
 
 // installInPlace makes f, built by freezeTo from t's rows as they still are

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // TestFreezeInPlace holds a table frozen into its own slices
@@ -109,5 +110,49 @@ func TestFreezeColdSparesSnapshot(t *testing.T) {
 			// their own memory.
 			t.Error("no table frozen in place with no checkpoint running")
 		}
+	}
+}
+
+// TestRecycleRows holds presize to taking the smallest spare row slices
+// that have room (see state.recycle), new ones when none has, and recycle
+// to its bounds.
+func TestRecycleRows(t *testing.T) {
+	st := newState()
+	tableOf := func(rows int) *table {
+		return &table{keys: make([]key, rows), cnts: make([]cnt, rows)}
+	}
+	small, big := tableOf(1000), tableOf(5000)
+	st.recycle(tableOf(presizeMin - 1)) // too small to keep
+	st.recycle(big)
+	st.recycle(small)
+	if len(st.spare) != 2 || st.spareRows != 6000 {
+		t.Fatalf("%d spares of %d rows, want 2 of 6000", len(st.spare), st.spareRows)
+	}
+	for _, c := range []struct {
+		like int
+		want *key // the spare taken, nil for new slices
+	}{
+		{800, &small.keys[0]}, // room for 900: the smallest that has it
+		{800, &big.keys[0]},   // the only one left
+		{800, nil},
+	} {
+		tb := &table{}
+		tb.presize(c.like, st)
+		if len(tb.keys) != 0 || cap(tb.keys) < c.like+c.like/8 || cap(tb.cnts) < c.like+c.like/8 {
+			t.Fatalf("presize(%d): %d rows, room for %d and %d", c.like, len(tb.keys), cap(tb.keys), cap(tb.cnts))
+		}
+		if got := unsafe.SliceData(tb.keys); c.want != nil && got != c.want || c.want == nil && (got == &small.keys[0] || got == &big.keys[0]) {
+			t.Errorf("presize(%d) took the wrong rows", c.like)
+		}
+		tb.add(key{org: 1}, cnt{total: 1})
+	}
+	if len(st.spare) != 0 || st.spareRows != 0 {
+		t.Errorf("%d spares of %d rows left, want none", len(st.spare), st.spareRows)
+	}
+	for range maxSpare + 1 {
+		st.recycle(tableOf(presizeMin))
+	}
+	if len(st.spare) != maxSpare {
+		t.Errorf("%d spares kept, want at most %d", len(st.spare), maxSpare)
 	}
 }

@@ -166,13 +166,68 @@ const presizeMin = 256
 // was most of the single writer's time. Room not used costs little: freezing
 // copies the rows into exact-size slices, and pages never touched are never
 // faulted in.
-func (t *table) presize(like int) {
+//
+// The rows' slices are taken from st's spare ones when one is big enough
+// (see state.recycle), and new otherwise.
+func (t *table) presize(like int, st *state) {
 	if like < presizeMin || t.keys != nil || t.packed != nil {
 		return
 	}
 	n := like + like/8
-	t.keys, t.cnts = make([]key, 0, n), make([]cnt, 0, n)
+	t.keys, t.cnts = st.takeSpare(n)
 	t.index = make(rowIndex, indexSlots(n))
+}
+
+// spareRows are the emptied row slices of a table packed since (see
+// state.recycle).
+type spareRows struct {
+	keys []key
+	cnts []cnt
+}
+
+// Bounds of the spare row slices a state keeps: how many, and how many rows
+// in all.
+const (
+	maxSpare     = 64
+	maxSpareRows = 1 << 21
+)
+
+// recycle keeps t's row slices, which its caller is about to drop (a
+// checkpoint packed t's rows into chunks of its cold file), for presize to
+// take: hourly tables come and go at the rate of the traffic, an hour's worth
+// of rows each, and on a VM the first touch of the fresh memory each new one
+// took (the Go heap does not always have freed memory to hand back, and
+// returns some to the system) cost more than writing its rows. Nothing else
+// may read them: the checkpoint that read them is done, and queries are
+// excluded by the state's write lock, which the caller holds.
+func (st *state) recycle(t *table) {
+	n := min(cap(t.keys), cap(t.cnts))
+	if n < presizeMin || len(st.spare) >= maxSpare || st.spareRows+n > maxSpareRows {
+		return
+	}
+	st.spare = append(st.spare, spareRows{keys: t.keys[:0], cnts: t.cnts[:0]})
+	st.spareRows += n
+}
+
+// takeSpare returns empty row slices with room for n rows: the smallest
+// spare ones that have it, or new ones.
+func (st *state) takeSpare(n int) ([]key, []cnt) {
+	best := -1
+	for i, sp := range st.spare {
+		if c := min(cap(sp.keys), cap(sp.cnts)); c >= n && (best < 0 || c < min(cap(st.spare[best].keys), cap(st.spare[best].cnts))) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return make([]key, 0, n), make([]cnt, 0, n)
+	}
+	sp := st.spare[best]
+	last := len(st.spare) - 1
+	st.spare[best] = st.spare[last]
+	st.spare[last] = spareRows{}
+	st.spare = st.spare[:last]
+	st.spareRows -= min(cap(sp.keys), cap(sp.cnts))
+	return sp.keys, sp.cnts
 }
 
 // tail is how many rows were added after the sorted ones.
@@ -453,6 +508,10 @@ type state struct {
 	// lateRows counts the rows late events added beside packed tables'
 	// chunks since the last checkpoint began, which merges them.
 	lateRows int
+	// spare are row slices of packed tables, for new tables to take (see
+	// recycle); spareRows is how many rows they have room for in all.
+	spare     []spareRows
+	spareRows int
 }
 
 // manyOrgs marks, in state.clientOrg, a client with rows in several
@@ -534,7 +593,7 @@ func (st *state) addHour(d delta) {
 	t := p.hours[h]
 	if t == nil {
 		t = new(table)
-		t.presize(st.hourRows(p, h))
+		t.presize(st.hourRows(p, h), st)
 		p.hours[h] = t
 	}
 	st.addRow(t, d.k, d.c)
@@ -561,7 +620,7 @@ func (st *state) addRow(t *table, k key, d cnt) {
 func (st *state) addDay(d delta) {
 	p := st.part(d.hour)
 	if y := st.yesterday(p); y != nil {
-		p.slim.presize(y.slim.rows())
+		p.slim.presize(y.slim.rows(), st)
 	}
 	n := len(p.slim.keys)
 	p.slim.add(d.k, d.c)
@@ -578,7 +637,7 @@ func (st *state) addDay(d delta) {
 func (st *state) addUsers(d delta) {
 	p := st.part(d.hour)
 	if y := st.yesterday(p); y != nil {
-		p.users.presize(y.users.rows())
+		p.users.presize(y.users.rows(), st)
 	}
 	st.addRow(&p.users, d.k, d.c)
 	if !p.warm && p.users.tail() > 0 {

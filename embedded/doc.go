@@ -48,7 +48,10 @@
 // its chunks, which queries read too, and the next checkpoint merges into
 // new chunks: a backfill costs the rows it adds, not the hours it touches.
 // Packed chunks are slices of the cold file, mapped read-only (mapped.go): they
-// are the page cache's memory, not the process's.
+// are the page cache's memory, not the process's. The row slices a packed
+// table drops are kept for the tables of new hours to take (state.recycle):
+// each hour's table in fresh memory cost more in page faults than the
+// writing of its rows.
 //
 // Queries take their working memory (dense group arrays, groups, sort
 // keys, decoded chunks) from a few scratches the store keeps, rather than

@@ -47,6 +47,8 @@ func (s *Store) freezeCold() {
 	var built []frozen
 	var copied []*table
 	for i, t := range todo {
+		st.recycleIndex(t.index) // which install and installInPlace drop
+		t.index = nil
 		if s.ckRunning || !t.inPlace(packed[i]) {
 			built = append(built, t.freeze(&s.freezeBuf))
 			copied = append(copied, t)

@@ -156,3 +156,31 @@ func TestRecycleRows(t *testing.T) {
 		t.Errorf("%d spares kept, want at most %d", len(st.spare), maxSpare)
 	}
 }
+
+// TestRecycleIndex holds presize to taking a spare index of the size it
+// needs, cleared, and a new one when none is that size.
+func TestRecycleIndex(t *testing.T) {
+	st := newState()
+	x := buildIndex([]key{{org: 1}, {org: 2}}, 1000+1000/8) // presize(1000)'s size
+	st.recycleIndex(x)
+	tb := &table{}
+	tb.presize(1000, st)
+	if len(tb.index) != len(x) || &tb.index[0] != &x[0] {
+		t.Fatalf("presize took an index of %d slots, not the spare one of %d", len(tb.index), len(x))
+	}
+	for _, v := range tb.index {
+		if v != 0 {
+			t.Fatal("the spare index was not cleared")
+		}
+	}
+	tb.add(key{org: 2}, cnt{total: 1})
+	if len(tb.keys) != 1 {
+		t.Fatalf("%d rows, want 1", len(tb.keys))
+	}
+	st.recycleIndex(buildIndex(nil, 100))
+	other := &table{}
+	other.presize(1000, st)
+	if len(st.spareIndex) != 1 {
+		t.Error("presize took a spare index of another size")
+	}
+}

@@ -175,7 +175,34 @@ func (t *table) presize(like int, st *state) {
 	}
 	n := like + like/8
 	t.keys, t.cnts = st.takeSpare(n)
-	t.index = make(rowIndex, indexSlots(n))
+	t.index = st.takeIndex(indexSlots(n))
+}
+
+// recycleIndex keeps the index of a table being frozen, which drops it, for
+// presize to take (see recycle): nothing but the writer reads an index.
+func (st *state) recycleIndex(x rowIndex) {
+	if len(x) < indexMinSlots || len(st.spareIndex) >= maxSpare || st.spareSlots+len(x) > 4*maxSpareRows {
+		return
+	}
+	st.spareIndex = append(st.spareIndex, x)
+	st.spareSlots += len(x)
+}
+
+// takeIndex returns an empty index of slots slots: a spare one of that size,
+// cleared, or a new one.
+func (st *state) takeIndex(slots int) rowIndex {
+	for i, x := range st.spareIndex {
+		if len(x) == slots {
+			last := len(st.spareIndex) - 1
+			st.spareIndex[i] = st.spareIndex[last]
+			st.spareIndex[last] = nil
+			st.spareIndex = st.spareIndex[:last]
+			st.spareSlots -= slots
+			clear(x)
+			return x
+		}
+	}
+	return make(rowIndex, slots)
 }
 
 // spareRows are the emptied row slices of a table packed since (see
@@ -512,6 +539,10 @@ type state struct {
 	// recycle); spareRows is how many rows they have room for in all.
 	spare     []spareRows
 	spareRows int
+	// spareIndex are indexes of frozen tables, for new tables to take
+	// (see recycleIndex); spareSlots is how many slots they have in all.
+	spareIndex []rowIndex
+	spareSlots int
 }
 
 // manyOrgs marks, in state.clientOrg, a client with rows in several

@@ -30,10 +30,8 @@
 //
 // Once a day is more than a day older than the newest written, the writer
 // freezes its rollups (freeze.go): rows sorted by organization and client
-// into exact-size slices (or back into their own, when no checkpoint reads
-// them and they have little room to spare or are dropped when packed
-// soon: fresh memory costs more than the sort), with a directory of each
-// organization's rows, and no index. A query about one organization, or about clients (whose
+// into exact-size slices, with a directory of each organization's rows,
+// and no index. A query about one organization, or about clients (whose
 // organizations the state tracks), reads only their rows: a binary search
 // per organization and client instead of a scan of everyone's. A late
 // write to a frozen rollup updates its row in place or appends after the
@@ -48,10 +46,7 @@
 // its chunks, which queries read too, and the next checkpoint merges into
 // new chunks: a backfill costs the rows it adds, not the hours it touches.
 // Packed chunks are slices of the cold file, mapped read-only (mapped.go): they
-// are the page cache's memory, not the process's. The row slices a packed
-// table drops are kept for the tables of new hours to take (state.recycle):
-// each hour's table in fresh memory cost more in page faults than the
-// writing of its rows.
+// are the page cache's memory, not the process's.
 //
 // Queries take their working memory (dense group arrays, groups, sort
 // keys, decoded chunks) from a few scratches the store keeps, rather than

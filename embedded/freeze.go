@@ -14,7 +14,7 @@ import (
 //
 // Only the writer changes tables, so it builds the frozen rows without the
 // state's lock, and takes the lock only to install them: queries wait for
-// pointer swaps or a copy of a table's rows, not for sorting.
+// pointer swaps, not for sorting.
 func (s *Store) freezeCold() {
 	st := s.st
 	if len(st.warm) == 0 {
@@ -22,7 +22,6 @@ func (s *Store) freezeCold() {
 	}
 	warm := st.warmFrom()
 	var todo []*table
-	var packed []bool // by todo, whether the next checkpoint packs it
 	keep := st.warm[:0]
 	for _, p := range st.warm {
 		if p.day >= warm {
@@ -33,7 +32,6 @@ func (s *Store) freezeCold() {
 		p.tables(func(t *table) {
 			if n := t.tail(); n > 0 && (t.sorted == 0 || n >= int(t.sorted)/4) {
 				todo = append(todo, t)
-				packed = append(packed, t != &p.slim)
 			}
 		})
 	}
@@ -42,28 +40,12 @@ func (s *Store) freezeCold() {
 	if len(todo) == 0 {
 		return
 	}
-	// While a checkpoint runs, its snapshot reads every table's slices:
-	// the frozen rows go to new ones.
-	var built []frozen
-	var copied []*table
+	built := make([]frozen, len(todo))
 	for i, t := range todo {
-		st.recycleIndex(t.index) // which install and installInPlace drop
-		t.index = nil
-		if s.ckRunning || !t.inPlace(packed[i]) {
-			built = append(built, t.freeze(&s.freezeBuf))
-			copied = append(copied, t)
-			continue
-		}
-		f := t.freezeTo(&s.freezeBuf, &s.freezeRows)
-		s.mu.Lock()
-		t.installInPlace(f)
-		s.mu.Unlock()
-	}
-	if len(copied) == 0 {
-		return
+		built[i] = t.freeze(&s.freezeBuf)
 	}
 	s.mu.Lock()
-	for i, t := range copied {
+	for i, t := range todo {
 		t.install(built[i])
 	}
 	s.mu.Unlock()

@@ -74,8 +74,7 @@ func (c *cnt) add(d cnt) {
 // (nearly all of them: most events are recent) cost no index.
 //
 // A table no longer written is frozen (see freeze): its rows sorted by
-// organization and client into exact-size slices (or its own, see
-// installInPlace), with a directory of each
+// organization and client into exact-size slices, with a directory of each
 // organization's rows, so that a query about one organization or a few
 // clients reads only their rows, and without its index. A late write to a
 // frozen table still works: it updates a row in place or appends one after
@@ -166,95 +165,13 @@ const presizeMin = 256
 // was most of the single writer's time. Room not used costs little: freezing
 // copies the rows into exact-size slices, and pages never touched are never
 // faulted in.
-//
-// The rows' slices are taken from st's spare ones when one is big enough
-// (see state.recycle), and new otherwise.
-func (t *table) presize(like int, st *state) {
+func (t *table) presize(like int) {
 	if like < presizeMin || t.keys != nil || t.packed != nil {
 		return
 	}
 	n := like + like/8
-	t.keys, t.cnts = st.takeSpare(n)
-	t.index = st.takeIndex(indexSlots(n))
-}
-
-// recycleIndex keeps the index of a table being frozen, which drops it, for
-// presize to take (see recycle): nothing but the writer reads an index.
-func (st *state) recycleIndex(x rowIndex) {
-	if len(x) < indexMinSlots || len(st.spareIndex) >= maxSpare || st.spareSlots+len(x) > 4*maxSpareRows {
-		return
-	}
-	st.spareIndex = append(st.spareIndex, x)
-	st.spareSlots += len(x)
-}
-
-// takeIndex returns an empty index of slots slots: a spare one of that size,
-// cleared, or a new one.
-func (st *state) takeIndex(slots int) rowIndex {
-	for i, x := range st.spareIndex {
-		if len(x) == slots {
-			last := len(st.spareIndex) - 1
-			st.spareIndex[i] = st.spareIndex[last]
-			st.spareIndex[last] = nil
-			st.spareIndex = st.spareIndex[:last]
-			st.spareSlots -= slots
-			clear(x)
-			return x
-		}
-	}
-	return make(rowIndex, slots)
-}
-
-// spareRows are the emptied row slices of a table packed since (see
-// state.recycle).
-type spareRows struct {
-	keys []key
-	cnts []cnt
-}
-
-// Bounds of the spare row slices a state keeps: how many, and how many rows
-// in all.
-const (
-	maxSpare     = 64
-	maxSpareRows = 1 << 21
-)
-
-// recycle keeps t's row slices, which its caller is about to drop (a
-// checkpoint packed t's rows into chunks of its cold file), for presize to
-// take: hourly tables come and go at the rate of the traffic, an hour's worth
-// of rows each, and on a VM the first touch of the fresh memory each new one
-// took (the Go heap does not always have freed memory to hand back, and
-// returns some to the system) cost more than writing its rows. Nothing else
-// may read them: the checkpoint that read them is done, and queries are
-// excluded by the state's write lock, which the caller holds.
-func (st *state) recycle(t *table) {
-	n := min(cap(t.keys), cap(t.cnts))
-	if n < presizeMin || len(st.spare) >= maxSpare || st.spareRows+n > maxSpareRows {
-		return
-	}
-	st.spare = append(st.spare, spareRows{keys: t.keys[:0], cnts: t.cnts[:0]})
-	st.spareRows += n
-}
-
-// takeSpare returns empty row slices with room for n rows: the smallest
-// spare ones that have it, or new ones.
-func (st *state) takeSpare(n int) ([]key, []cnt) {
-	best := -1
-	for i, sp := range st.spare {
-		if c := min(cap(sp.keys), cap(sp.cnts)); c >= n && (best < 0 || c < min(cap(st.spare[best].keys), cap(st.spare[best].cnts))) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return make([]key, 0, n), make([]cnt, 0, n)
-	}
-	sp := st.spare[best]
-	last := len(st.spare) - 1
-	st.spare[best] = st.spare[last]
-	st.spare[last] = spareRows{}
-	st.spare = st.spare[:last]
-	st.spareRows -= min(cap(sp.keys), cap(sp.cnts))
-	return sp.keys, sp.cnts
+	t.keys, t.cnts = make([]key, 0, n), make([]cnt, 0, n)
+	t.index = make(rowIndex, indexSlots(n))
 }
 
 // tail is how many rows were added after the sorted ones.
@@ -330,19 +247,7 @@ type frozen struct {
 // of millions of strings: sorting them by comparisons was 4% of the
 // server's CPU on ingest (the writer freezes each day as it goes cold).
 // scratch is reused between calls.
-func (t *table) freeze(scratch *[]uint64) frozen { return t.freezeTo(scratch, nil) }
-
-// freezeRows is scratch that freezeTo builds a table's sorted rows in, for
-// installInPlace to copy back into the table's own slices.
-type freezeRows struct {
-	keys []key
-	cnts []cnt
-}
-
-// freezeTo is freeze, building the sorted rows in rows when it is not nil:
-// then they are rows' memory, to be copied back by installInPlace before
-// rows is used again.
-func (t *table) freezeTo(scratch *[]uint64, rows *freezeRows) frozen {
+func (t *table) freeze(scratch *[]uint64) frozen {
 	n := len(t.keys)
 	shared := false
 	keys, cnts := t.keys, t.cnts
@@ -393,14 +298,7 @@ func (t *table) freezeTo(scratch *[]uint64, rows *freezeRows) frozen {
 				}
 			}
 		}
-		var nk []key
-		var nc []cnt
-		if rows != nil {
-			nk, nc = slices.Grow(rows.keys[:0], n), slices.Grow(rows.cnts[:0], n)
-			rows.keys, rows.cnts = nk, nc
-		} else {
-			nk, nc = make([]key, 0, n), make([]cnt, 0, n)
-		}
+		nk, nc := make([]key, 0, n), make([]cnt, 0, n)
 		for i := range order {
 			if m := len(nk) - 1; m >= 0 && nk[m] == keys[i] && nc[m].fits(cnts[i]) {
 				nc[m].add(cnts[i])
@@ -413,7 +311,7 @@ func (t *table) freezeTo(scratch *[]uint64, rows *freezeRows) frozen {
 	} else {
 		shared = t.shared // the same slices: still the snapshot's
 	}
-	if rows == nil && (cap(keys) != n || cap(cnts) != n) {
+	if cap(keys) != n || cap(cnts) != n {
 		keys, cnts = slices.Clone(keys), slices.Clone(cnts)
 		shared = false
 	}
@@ -436,36 +334,6 @@ func (t *table) install(f frozen) {
 	t.sorted = int32(len(f.keys))
 	t.index = nil
 	t.shared = f.shared
-}
-
-// inPlace reports whether installInPlace may take t's frozen rows, short
-// of a snapshot reading its slices (which the caller knows): when packed
-// is set, t is a table that the next checkpoint packs (see packable),
-// which then drops its slices, so any room they have to spare is kept a
-// short while; otherwise, t keeps them, and they must have little to spare.
-func (t *table) inPlace(packed bool) bool {
-	n := len(t.keys)
-	return packed || cap(t.keys) <= n+n/8 && cap(t.cnts) <= n+n/8
-}
-
-// installInPlace makes f, built by freezeTo from t's rows as they still are
-// into scratch of the caller's, t's rows, copied into t's own slices rather
-// than into new ones: on a VM the first touch of fresh memory costs more
-// than sorting the rows (their copy into new exact-size slices was most of
-// freezing's time), and t's slices are in memory touched already. Only
-// when t.inPlace holds and no snapshot is reading t's slices (no checkpoint
-// runs: each one reads every table it found). The caller holds the state's
-// write lock.
-func (t *table) installInPlace(f frozen) {
-	n := len(f.keys)
-	if n > 0 && &f.keys[0] != &t.keys[0] {
-		copy(t.keys[:n], f.keys)
-		copy(t.cnts[:n], f.cnts)
-	}
-	t.keys, t.cnts, t.orgs = t.keys[:n], t.cnts[:n], f.orgs
-	t.sorted = int32(n)
-	t.index = nil
-	t.shared = false
 }
 
 func compareKeys(a, b *key) int {
@@ -535,14 +403,6 @@ type state struct {
 	// lateRows counts the rows late events added beside packed tables'
 	// chunks since the last checkpoint began, which merges them.
 	lateRows int
-	// spare are row slices of packed tables, for new tables to take (see
-	// recycle); spareRows is how many rows they have room for in all.
-	spare     []spareRows
-	spareRows int
-	// spareIndex are indexes of frozen tables, for new tables to take
-	// (see recycleIndex); spareSlots is how many slots they have in all.
-	spareIndex []rowIndex
-	spareSlots int
 }
 
 // manyOrgs marks, in state.clientOrg, a client with rows in several
@@ -624,7 +484,7 @@ func (st *state) addHour(d delta) {
 	t := p.hours[h]
 	if t == nil {
 		t = new(table)
-		t.presize(st.hourRows(p, h), st)
+		t.presize(st.hourRows(p, h))
 		p.hours[h] = t
 	}
 	st.addRow(t, d.k, d.c)
@@ -651,7 +511,7 @@ func (st *state) addRow(t *table, k key, d cnt) {
 func (st *state) addDay(d delta) {
 	p := st.part(d.hour)
 	if y := st.yesterday(p); y != nil {
-		p.slim.presize(y.slim.rows(), st)
+		p.slim.presize(y.slim.rows())
 	}
 	n := len(p.slim.keys)
 	p.slim.add(d.k, d.c)
@@ -668,7 +528,7 @@ func (st *state) addDay(d delta) {
 func (st *state) addUsers(d delta) {
 	p := st.part(d.hour)
 	if y := st.yesterday(p); y != nil {
-		p.users.presize(y.users.rows(), st)
+		p.users.presize(y.users.rows())
 	}
 	st.addRow(&p.users, d.k, d.c)
 	if !p.warm && p.users.tail() > 0 {

@@ -817,7 +817,6 @@ func (s *Store) checkpointDone(res checkpointResult) {
 			same := len(t.packed) == len(p.was) && unsafe.SliceData(t.packed) == unsafe.SliceData(p.was)
 			switch {
 			case same && p.merged && t.gen == p.gen:
-				s.st.recycle(t)
 				t.pack(chunks(p), p.orgs, p.rows, res.src, p.at)
 			case same && !p.merged:
 				t.packed, t.packedSrc, t.packedAt = chunks(p), res.src, p.at
@@ -827,7 +826,6 @@ func (s *Store) checkpointDone(res checkpointResult) {
 		if t.gen != p.gen || t.packed != nil || len(t.keys) != p.rows || t.tail() != 0 {
 			continue
 		}
-		s.st.recycle(t)
 		t.pack(chunks(p), p.orgs, p.rows, res.src, p.at)
 	}
 	s.mu.Unlock()

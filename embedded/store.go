@@ -121,9 +121,6 @@ type Store struct {
 	order dictOrder
 	// freezeBuf is the writer's scratch for sorting tables it freezes.
 	freezeBuf []uint64
-	// freezeRows is the writer's scratch for the rows of a table it
-	// freezes in place (see table.installInPlace).
-	freezeRows freezeRows
 }
 
 // Open opens the usage store in dir, creating the directory when needed, and

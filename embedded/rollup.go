@@ -487,15 +487,16 @@ func (st *state) addHour(d delta) {
 		t.presize(st.hourRows(p, h))
 		p.hours[h] = t
 	}
-	st.addLate(t, d.k, d.c)
+	st.addRow(t, d.k, d.c)
 	if !p.warm && t.tail() > 0 {
 		st.warmUp(p)
 	}
 }
 
-// addLate adds d to t's row of k, counting the rows added beside a packed
-// table's chunks (see table).
-func (st *state) addLate(t *table, k key, d cnt) {
+// addRow adds d to t's row of k, counting the rows added beside a packed
+// table's chunks (see table). Every hourly and user delta goes through it,
+// late or not: its share of a profile is table.add's.
+func (st *state) addRow(t *table, k key, d cnt) {
 	n := len(t.keys)
 	t.add(k, d)
 	if t.packed != nil && len(t.keys) > n {
@@ -529,7 +530,7 @@ func (st *state) addUsers(d delta) {
 	if y := st.yesterday(p); y != nil {
 		p.users.presize(y.users.rows())
 	}
-	st.addLate(&p.users, d.k, d.c)
+	st.addRow(&p.users, d.k, d.c)
 	if !p.warm && p.users.tail() > 0 {
 		st.warmUp(p)
 	}

@@ -46,7 +46,13 @@ func openDropBehind(path string) (*dropBehind, error) {
 	}
 	// Advice only: a kernel that does not take it reads as it would.
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
-	return &dropBehind{f: f, every: dropEvery}, nil
+	d := &dropBehind{f: f}
+	st, err := f.Stat()
+	var si unix.Sysinfo_t
+	if err == nil && unix.Sysinfo(&si) == nil && uint64(st.Size()) > uint64(si.Totalram)*uint64(si.Unit)/2 {
+		d.every = dropEvery
+	}
+	return d, nil
 }
 
 func fadviseDontNeed(f *os.File, off, n int64) {

@@ -45,6 +45,7 @@ type config struct {
 	Keep          bool
 	RestartEvents int64
 	Profile       string
+	Read          string // how the workload file is read: openWorkload's ways
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.Keep, "keep", false, "keep the run's data directories")
 	fs.Int64Var(&c.RestartEvents, "restart-events", 1_000_000, "events posted again for the kill -9 test")
 	fs.StringVar(&c.Profile, "profile", "", "directory to save pprof CPU profiles of apiusage's ingest and of each query, and its heap, in (not timed runs)")
+	fs.StringVar(&c.Read, "read", readDropBehind, "how the load generator reads the workload file, for every system: dropbehind (the page cache, its pages dropped behind the read), direct (O_DIRECT into its own buffers, read ahead; the page cache where refused) or plain (the page cache)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
 	}
@@ -90,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.End = t
 	if c.Apiusage == "" {
 		return c, errors.New("--apiusage is required")
+	}
+	if c.Read != readDirect && c.Read != readDropBehind && c.Read != readPlain {
+		return c, fmt.Errorf("--read: unknown way %q", c.Read)
 	}
 	if c.Posters < 1 || c.Batch < 1 || c.MinReps < 1 || c.MaxReps < c.MinReps || c.Probes < 1 {
 		return c, errors.New("--posters, --batch, --min-reps, --probes must be positive and --max-reps at least --min-reps")
@@ -340,7 +345,7 @@ func (s *suite) ingestAPI(ctx context.Context) error {
 		waitProf = s.prof.startCPU(ctx, "ingest", 10*time.Second)
 	}
 	self0 := selfCPU()
-	res, err := ingestFile(ctx, s.platform, s.file, s.rw, s.cfg.Batch, s.cfg.Posters, 0, nil)
+	res, err := ingestFile(ctx, s.platform, s.file, s.cfg.Read, s.rw, s.cfg.Batch, s.cfg.Posters, 0, nil)
 	self1 := selfCPU()
 	if perr := waitProf(); err == nil {
 		err = perr
@@ -393,7 +398,7 @@ func (s *suite) loadClickHouse(ctx context.Context) error {
 	if err := s.ch.Create(ctx); err != nil {
 		return err
 	}
-	f, err := os.Open(s.file)
+	f, err := openWorkload(s.file, s.cfg.Read)
 	if err != nil {
 		return err
 	}
@@ -447,7 +452,7 @@ func (s *suite) loadPostgres(ctx context.Context) error {
 	if err := s.pg.Create(ctx); err != nil {
 		return err
 	}
-	f, err := os.Open(s.file)
+	f, err := openWorkload(s.file, s.cfg.Read)
 	if err != nil {
 		return err
 	}
@@ -726,7 +731,7 @@ func (s *suite) restart(ctx context.Context) error {
 	done := make(chan ingestResult, 1)
 	var progress atomic.Int64
 	go func() {
-		res, _ := ingestFile(ictx, s.platform, s.file, s.rw, s.cfg.Batch, s.cfg.Posters, s.cfg.RestartEvents, &progress)
+		res, _ := ingestFile(ictx, s.platform, s.file, s.cfg.Read, s.rw, s.cfg.Batch, s.cfg.Posters, s.cfg.RestartEvents, &progress)
 		done <- res
 	}()
 	// Kill in the middle: once a quarter of the events are acknowledged

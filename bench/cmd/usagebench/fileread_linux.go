@@ -47,12 +47,17 @@ func openDropBehind(path string) (*dropBehind, error) {
 	// Advice only: a kernel that does not take it reads as it would.
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_SEQUENTIAL)
 	d := &dropBehind{f: f}
-	st, err := f.Stat()
-	var si unix.Sysinfo_t
-	if err == nil && unix.Sysinfo(&si) == nil && uint64(st.Size()) > uint64(si.Totalram)*uint64(si.Unit)/2 {
+	if st, err := f.Stat(); err == nil && !fitsCache(st.Size()) {
 		d.every = dropEvery
 	}
 	return d, nil
+}
+
+// fitsCache reports whether a file of size bytes stays in the page cache
+// once read: whether it is at most half the machine's memory.
+func fitsCache(size int64) bool {
+	var si unix.Sysinfo_t
+	return unix.Sysinfo(&si) == nil && uint64(size) <= uint64(si.Totalram)*uint64(si.Unit)/2
 }
 
 func fadviseDontNeed(f *os.File, off, n int64) {

@@ -55,10 +55,14 @@ type orgInfo struct {
 
 // report collects a run's figures and writes the results table.
 type report struct {
-	cfg        config
-	date       time.Time
-	loadStart  string // /proc/loadavg when the run began
-	fileBytes  int64
+	cfg       config
+	date      time.Time
+	loadStart string // /proc/loadavg when the run began
+	fileBytes int64
+	// fileRead says how the loads read the workload file: "cached" when
+	// it was read once before them, "disk" when it is too big to stay in
+	// the page cache, "" when not known.
+	fileRead   string
 	universe   *workload.Universe
 	start, end time.Time
 	org        orgInfo
@@ -226,6 +230,12 @@ func (r *report) markdown(m machineInfo) string {
 	}
 	p("")
 	p("The load generator (usagebench: reading the file, renaming, sending; for PostgreSQL also converting NDJSON to COPY text) runs on the same cores as the server, so its CPU is taken from what the server could have used.")
+	switch r.fileRead {
+	case "cached":
+		p("The workload file fits in the page cache and was read once before the loads, so that every system's load read it from the cache.")
+	case "disk":
+		p("The workload file is too big to stay in the page cache (more than half the memory): every system's load read it from the disk.")
+	}
 	for _, in := range r.ingest {
 		if in.Note != "" {
 			p("")

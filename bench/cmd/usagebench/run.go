@@ -143,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}{
 		{"workload", s.workload},
 		{"apiusage start", s.startAPI},
+		{"warm the workload file", s.warmFile},
 		{"apiusage ingest", s.ingestAPI},
 		{"clickhouse load", s.loadClickHouse},
 		{"postgres load", s.loadPostgres},
@@ -330,6 +331,35 @@ func (s *suite) startAPI(ctx context.Context) error {
 	s.rw.clients[busiest.ID] = c.ID
 	s.rep.org = orgInfo{Rank: s.cfg.OrgRank, Share: u.Organizations[s.orgGen].Share,
 		Clients: len(u.OrganizationClients(s.orgGen)), Client: busiest.Name, ClientShare: busiest.Share}
+	return nil
+}
+
+// warmFile reads the workload file once, untimed, when it fits in the page
+// cache, so that the first system loaded reads it from the cache as the
+// others do: before, apiusage, loaded first, read it from the disk whenever
+// a run before had pushed it out of the cache, and its ingest figure then
+// counted the generator's disk reads (0.59 CPU-s per million events against
+// 0.27 cached) where the baselines' did not. A file too big to stay cached
+// is read from the disk by every system alike.
+func (s *suite) warmFile(context.Context) error {
+	st, err := os.Stat(s.file)
+	if err != nil {
+		return err
+	}
+	if !fitsCache(st.Size()) {
+		s.logf("   %s does not fit in the page cache: every system reads it from the disk", s.file)
+		s.rep.fileRead = "disk"
+		return nil
+	}
+	f, err := os.Open(s.file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		return fmt.Errorf("read %s: %w", s.file, err)
+	}
+	s.rep.fileRead = "cached"
 	return nil
 }
 

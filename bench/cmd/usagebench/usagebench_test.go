@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -384,5 +385,34 @@ func TestReportKeepsEarlierTables(t *testing.T) {
 	}
 	if !strings.Contains(string(first), "--events 1000 ") {
 		t.Errorf("the first table was overwritten:\n%.400s", first)
+	}
+}
+
+// TestWarmFile checks that a workload file small enough to stay cached is
+// read before the loads, and that the results table says how the loads read
+// it.
+func TestWarmFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("{}\n"), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &suite{file: path, log: io.Discard, rep: newReport(config{Mode: "quick", Events: 1000, Seed: 1})}
+	if err := s.warmFile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := map[bool]string{
+		true:  "was read once before the loads, so that every system's load read it from the cache",
+		false: "", // no memory to compare with: nothing said
+	}[fitsCache(3000)]
+	md := s.rep.markdown(machineInfo{CPUs: 2})
+	if want != "" && !strings.Contains(md, want) {
+		t.Errorf("the table does not say the file was read from the cache:\n%s", md)
+	}
+	if strings.Contains(md, "too big to stay in the page cache") {
+		t.Error("the table says a 3 KB file is too big for the page cache")
+	}
+	s.file = filepath.Join(t.TempDir(), "missing.ndjson")
+	if err := s.warmFile(context.Background()); err == nil {
+		t.Error("warming a missing file did not fail")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -42,13 +41,7 @@ func BenchmarkReadWorkload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	u := g.Universe()
-	rw := &rewriter{orgs: map[string]string{}, clients: map[string]string{}}
-	for i, o := range u.Organizations {
-		rw.orgs[o.ID] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
-	}
-	c := u.OrganizationClients(0)[0]
-	rw.clients[c.ID] = "c0000000-0000-4000-8000-000000000000"
+	rw := benchRewriter(g.Universe())
 	limit := int64(*readGiB * (1 << 30))
 	b.ReportAllocs()
 	var bytesRead, events int64

@@ -22,12 +22,7 @@ func benchWorkload(b *testing.B, events int64) ([]byte, *rewriter) {
 		b.Fatal(err)
 	}
 	u := g.Universe()
-	rw := &rewriter{orgs: map[string]string{}, clients: map[string]string{}}
-	for i, o := range u.Organizations {
-		rw.orgs[o.ID] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
-	}
-	c := u.OrganizationClients(0)[0]
-	rw.clients[c.ID] = "c0000000-0000-4000-8000-000000000000"
+	rw := benchRewriter(u)
 	rw.watch = rw.orgs[u.Organizations[0].ID]
 	return buf.Bytes(), rw
 }
@@ -90,4 +85,16 @@ func BenchmarkRenameLine(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRewriter renames the workload's organizations and its largest
+// organization's busiest client, as a run's rewriter does.
+func benchRewriter(u *workload.Universe) *rewriter {
+	rw := &rewriter{orgs: map[string]string{}, clients: map[string]string{}}
+	for i, o := range u.Organizations {
+		rw.orgs[o.ID] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+	}
+	c := u.OrganizationClients(0)[0]
+	rw.clients[c.ID] = "c0000000-0000-4000-8000-000000000000"
+	return rw
 }

@@ -143,11 +143,9 @@ func (r *readAhead) Read(p []byte) (int, error) {
 		if r.cur.b != nil {
 			r.free <- r.cur.b
 		}
-		f, ok := <-r.full
-		if !ok {
-			return 0, errors.New("read ahead: closed")
-		}
-		r.cur, r.off = f, 0
+		// The last buffer fill sends holds its error: Read stops above
+		// before waiting for another.
+		r.cur, r.off = <-r.full, 0
 	}
 	n := copy(p, r.cur.b[r.off:])
 	r.off += n

@@ -20,11 +20,12 @@ type ingestResult struct {
 	Elapsed             time.Duration
 }
 
-// ingestFile posts the NDJSON file, read the way named (openWorkload), renamed by rw, in batches of batchSize
-// events from posters concurrent connections (each a poster: the requests
-// of api.ingest, written more cheaply), and stops at the first error,
-// or when ctx ends, or after limit events (0: all). When progress is not
-// nil, it counts the acknowledged events as they are.
+// ingestFile posts the NDJSON file, read the way named (see openWorkload)
+// and renamed by rw, in batches of batchSize events from posters concurrent
+// connections (each a poster: the requests of api.ingest, written more
+// cheaply), and stops at the first error, or when ctx ends, or after limit
+// events (0: all). When progress is not nil, it counts the acknowledged
+// events as they are.
 func ingestFile(ctx context.Context, a *api, path, way string, rw *rewriter, batchSize, posters int, limit int64, progress *atomic.Int64) (ingestResult, error) {
 	f, err := openWorkload(path, way)
 	if err != nil {

@@ -205,20 +205,13 @@ func TestPosterAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			first := true
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				io.Copy(io.Discard, r.Body)
-				if first {
-					first = false
-					if tt.close {
-						w.Header().Set("Connection", "close")
-					}
-					w.WriteHeader(tt.status)
-					io.WriteString(w, tt.body)
-					return
+			srv := firstThenAccepted(func(w http.ResponseWriter) {
+				if tt.close {
+					w.Header().Set("Connection", "close")
 				}
-				w.WriteHeader(http.StatusAccepted)
-			}))
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
 			defer srv.Close()
 			p, err := newPoster(context.Background(), newAPI(srv.URL, 1))
 			if err != nil {
@@ -244,19 +237,12 @@ func TestPosterAnswers(t *testing.T) {
 // TestPosterReconnectsAfterAFailure: a connection that fails (here the
 // server drops it) fails its post, and the next post dials anew.
 func TestPosterReconnectsAfterAFailure(t *testing.T) {
-	drop := true
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if drop {
-			drop = false
-			c, _, err := http.NewResponseController(w).Hijack()
-			if err == nil {
-				c.Close()
-			}
-			return
+	srv := firstThenAccepted(func(w http.ResponseWriter) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close()
 		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
+	})
 	defer srv.Close()
 	p, err := newPoster(context.Background(), newAPI(srv.URL, 1))
 	if err != nil {
@@ -297,4 +283,19 @@ func TestPosterStopsWithItsContext(t *testing.T) {
 	if err := p.post([]byte("{}\n")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("post after the end = %v, want context.Canceled", err)
 	}
+}
+
+// firstThenAccepted starts a server that reads each request's body and
+// answers the first with first, every later one with 202.
+func firstThenAccepted(first func(http.ResponseWriter)) *httptest.Server {
+	answered := false
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if !answered {
+			answered = true
+			first(w)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
 }

@@ -35,6 +35,9 @@ const (
 	readPlain = "plain"
 )
 
+// readWays are the ways openWorkload knows.
+var readWays = []string{readDropBehind, readDirect, readPlain}
+
 // Read-ahead of a direct read: directBuffers buffers of directBufferSize
 // bytes, one being consumed while the others are read or wait, full. Each
 // read is a few milliseconds of the disk; the buffers are touched for the

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -177,4 +178,15 @@ func firstDifference(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestReadFlag checks that --read takes each way openWorkload knows and
+// refuses any other.
+func TestReadFlag(t *testing.T) {
+	for _, way := range append(slices.Clone(readWays), "mmap") {
+		_, err := parseFlags([]string{"usagebench", "--apiusage", "x", "--read", way, "quick"}, io.Discard)
+		if known := slices.Contains(readWays, way); (err == nil) != known {
+			t.Errorf("--read %s: err %v, known way %v", way, err, known)
+		}
+	}
 }

@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.Apiusage == "" {
 		return c, errors.New("--apiusage is required")
 	}
-	if c.Read != readDirect && c.Read != readDropBehind && c.Read != readPlain {
+	if !slices.Contains(readWays, c.Read) {
 		return c, fmt.Errorf("--read: unknown way %q", c.Read)
 	}
 	if c.Posters < 1 || c.Batch < 1 || c.MinReps < 1 || c.MaxReps < c.MinReps || c.Probes < 1 {

@@ -569,6 +569,51 @@ func TestEventParsersInternCollisions(t *testing.T) {
 	}
 }
 
+// TestDecodeEventsDeferredValues holds batches of many events to
+// encoding/json, so that the values whose interning the parser puts off
+// (see deferValue) are interned in groups as full ones do, and out of turn
+// where a value must be interned at once: escaped values, which are not in
+// the body as they decode, and duplicate keys, the last of which wins,
+// among values put off, empty ones and nulls.
+func TestDecodeEventsDeferredValues(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 8))
+	value := func() string {
+		switch rnd.IntN(8) {
+		case 0:
+			return `""`
+		case 1:
+			return "null"
+		case 2:
+			return fmt.Sprintf(`"esc\u0061ped-%d"`, rnd.IntN(5))
+		}
+		// Often enough the same values again, in and across batches.
+		return fmt.Sprintf(`"value-%08d-of-a-batch"`, rnd.IntN(60))
+	}
+	keys := []string{"organizationId", "clientId", "clientName", "userId", "templateUri", "httpMethod"}
+	var ps eventParsers
+	for batch := range 6 {
+		var body bytes.Buffer
+		for range 3*deferredMax + batch {
+			body.WriteString("{")
+			for k := range 4 + rnd.IntN(8) {
+				if k > 0 {
+					body.WriteString(",")
+				}
+				fmt.Fprintf(&body, "%q:%s", keys[rnd.IntN(len(keys))], value())
+			}
+			body.WriteString("}\n")
+		}
+		for _, ndjson := range []bool{true, false} {
+			b := body.Bytes()
+			if !ndjson {
+				b = append([]byte{'['}, bytes.ReplaceAll(bytes.TrimSuffix(b, []byte{'\n'}), []byte{'\n'}, []byte{','})...)
+				b = append(b, ']')
+			}
+			checkSameDecoding(t, &ps, b, ndjson, 1000)
+		}
+	}
+}
+
 // TestValidHintedTakesWorkload checks that the fast validation accepts the
 // benchmark's workload, and the seeds' valid events, rather than leaving
 // every batch to validateEvents.

@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -433,5 +435,79 @@ func TestOneProcessPerDirectory(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "in use") {
 		t.Errorf("error = %v, want it to say the directory is in use", err)
+	}
+}
+
+// TestRecoveredLog checks the "recovered" line Open logs: what it read, as
+// an operator restarting after a crash sees it.
+func TestRecoveredLog(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(14)
+	s := openTest(t, dir, Options{CheckpointBytes: 1 << 30})
+	const batches = 7
+	for range batches {
+		// One at a time: each Append is a record of its own.
+		mustAppend(t, s, apiusage.Batch{Events: g.Events(20)}, apiusage.Receipt{Accepted: 20})
+	}
+	crashed := copyDir(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wal, err := os.Stat(filepath.Join(crashed, walName(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := files(t, dir, snapPrefix)
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots after Close: %v, want one", snaps)
+	}
+	snap, err := os.Stat(snaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		dir  string
+		want map[string]float64
+	}{
+		{"after a crash", crashed, map[string]float64{
+			"snapshot_bytes": 0, "wal_segments": 1, "wal_bytes": float64(wal.Size()), "wal_records": batches,
+		}},
+		{"after Close", dir, map[string]float64{
+			"snapshot_bytes": float64(snap.Size()), "wal_segments": 0, "wal_bytes": 0, "wal_records": 0,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			s, err := Open(tt.dir, Options{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var line map[string]any
+			for l := range strings.Lines(out.String()) {
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+				if line["msg"] == "recovered" {
+					break
+				}
+				line = nil
+			}
+			if line == nil {
+				t.Fatalf("no \"recovered\" line in the log:\n%s", out.String())
+			}
+			for k, want := range tt.want {
+				if got, ok := line[k].(float64); !ok || got != want {
+					t.Errorf("%s = %v, want %v", k, line[k], want)
+				}
+			}
+			for _, k := range []string{"snapshot_ms", "replay_ms", "freeze_ms", "total_ms"} {
+				if _, ok := line[k].(float64); !ok {
+					t.Errorf("%s = %v, want a number", k, line[k])
+				}
+			}
+		})
 	}
 }

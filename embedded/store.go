@@ -176,14 +176,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	for f := range s.logged {
 		s.logged[f] = 1 // id 0, the empty string, is implicit
 	}
-	if err := s.recover(); err != nil {
+	r := recovery{startedAt: time.Now()}
+	if err := s.recover(&r); err != nil {
 		if s.wal != nil {
 			s.wal.Close()
 		}
 		lock.Close()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	start := time.Now()
 	s.freezeAll()
+	r.freezeTime = time.Since(start)
+	s.logRecovery(&r)
 	go s.writer()
 	return s, nil
 }

@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"hash/crc32"
 	"fmt"
 	"log/slog"
 	"os"
@@ -507,6 +509,73 @@ func TestRecoveredLog(t *testing.T) {
 				if _, ok := line[k].(float64); !ok {
 					t.Errorf("%s = %v, want a number", k, line[k])
 				}
+			}
+		})
+	}
+}
+
+// TestReplayBadRecord damages one record of the WAL, keeping its checksum
+// good, so that it decodes wrong after the batches before it (in its
+// record and the records before) were handed over to be applied: Open
+// fails, wherever the record is, and leaves nothing running (the race
+// detector watches the replay's two goroutines).
+func TestReplayBadRecord(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(15)
+	s := openTest(t, dir, Options{CheckpointBytes: 1 << 30})
+	const batches = 20
+	for range batches {
+		mustAppend(t, s, apiusage.Batch{Events: g.Events(50)}, apiusage.Receipt{Accepted: 50})
+	}
+	crashed := copyDir(t, dir)
+	data, err := os.ReadFile(filepath.Join(crashed, walName(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where each record's frame starts.
+	var starts []int
+	for rest := data; len(rest) > 0; {
+		starts = append(starts, len(data)-len(rest))
+		var err error
+		if _, rest, err = nextFrame(rest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(starts) != batches {
+		t.Fatalf("%d records, want %d", len(starts), batches)
+	}
+	tests := []struct {
+		name   string
+		record int
+	}{
+		{"the first", 0},
+		{"one in the middle", batches / 2},
+		{"the last", batches - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := slices.Clone(data)
+			start := starts[tt.record]
+			end := len(bad)
+			if tt.record+1 < len(starts) {
+				end = starts[tt.record+1]
+			}
+			// The record's last byte ends its sections (secEnd): make it
+			// an unknown section, after its batch was decoded.
+			bad[end-1] = 7
+			payload := bad[start+frameHeader : end]
+			binary.LittleEndian.PutUint32(bad[start+4:], crc32.Checksum(payload, castagnoli))
+			dst := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dst, walName(0)), bad, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(dst, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open with a record that does not decode: no error, want one")
+			}
+			if want := fmt.Sprintf("record at offset %d", start); !strings.Contains(err.Error(), want) {
+				t.Errorf("Open: %v, want an error about the %s", err, want)
 			}
 		})
 	}

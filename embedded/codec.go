@@ -60,6 +60,23 @@ func nextFrame(data []byte) (payload, rest []byte, err error) {
 	return payload, data[frameHeader+n:], nil
 }
 
+// splitFrame splits the first frame off data as nextFrame does, but does
+// not check its checksum: it returns the checksum the frame holds, for
+// the caller to check later, on another goroutine (see Store.loadSnapshot).
+func splitFrame(data []byte) (payload []byte, sum uint32, rest []byte, err error) {
+	if len(data) == 0 {
+		return nil, 0, nil, io.EOF
+	}
+	if len(data) < frameHeader {
+		return nil, 0, nil, errTorn
+	}
+	n := binary.LittleEndian.Uint32(data)
+	if n == 0 || n > maxFrame || int64(n) > int64(len(data)-frameHeader) {
+		return nil, 0, nil, errTorn
+	}
+	return data[frameHeader : frameHeader+n], binary.LittleEndian.Uint32(data[4:]), data[frameHeader+n:], nil
+}
+
 // readFrame reads one frame into buf (reused when big enough). It returns
 // io.EOF at a clean end, and errTorn for a partial or corrupt frame. left is
 // how many bytes the file has from here: a length past it is torn, and is

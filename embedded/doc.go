@@ -99,7 +99,9 @@
 // cold files snapshot N does not refer to. Close writes a final snapshot.
 //
 // Open loads the snapshot, decoding its rollups on every core, and replays
-// the segments after it. A record that is cut short or fails its CRC at the
+// the segments after it, reading and decoding records on one goroutine while
+// another applies them; it logs what it read and where the time went (the
+// "recovered" line). A record that is cut short or fails its CRC at the
 // end of the last segment is a write a crash interrupted, never
 // acknowledged: it is cut off. Damage anywhere else is an error. Records hold decisions, not requests, so a replay counts
 // exactly what the run that wrote them counted.

@@ -2,9 +2,14 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -433,5 +438,168 @@ func TestOneProcessPerDirectory(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "in use") {
 		t.Errorf("error = %v, want it to say the directory is in use", err)
+	}
+}
+
+// TestRecoveredLog checks the "recovered" line Open logs: what it read, as
+// an operator restarting after a crash sees it.
+func TestRecoveredLog(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(14)
+	s := openTest(t, dir, Options{CheckpointBytes: 1 << 30})
+	const batches = 7
+	for range batches {
+		// One at a time: each Append is a record of its own.
+		mustAppend(t, s, apiusage.Batch{Events: g.Events(20)}, apiusage.Receipt{Accepted: 20})
+	}
+	crashed := copyDir(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wal, err := os.Stat(filepath.Join(crashed, walName(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps := files(t, dir, snapPrefix)
+	if len(snaps) != 1 {
+		t.Fatalf("snapshots after Close: %v, want one", snaps)
+	}
+	snap, err := os.Stat(snaps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		dir  string
+		want map[string]float64
+	}{
+		{"after a crash", crashed, map[string]float64{
+			"snapshot_bytes": 0, "wal_segments": 1, "wal_bytes": float64(wal.Size()), "wal_records": batches,
+		}},
+		{"after Close", dir, map[string]float64{
+			"snapshot_bytes": float64(snap.Size()), "wal_segments": 0, "wal_bytes": 0, "wal_records": 0,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			s, err := Open(tt.dir, Options{Logger: slog.New(slog.NewJSONHandler(&out, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var line map[string]any
+			for l := range strings.Lines(out.String()) {
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+				if line["msg"] == "recovered" {
+					break
+				}
+				line = nil
+			}
+			if line == nil {
+				t.Fatalf("no \"recovered\" line in the log:\n%s", out.String())
+			}
+			for k, want := range tt.want {
+				if got, ok := line[k].(float64); !ok || got != want {
+					t.Errorf("%s = %v, want %v", k, line[k], want)
+				}
+			}
+			for _, k := range []string{"snapshot_ms", "replay_ms", "freeze_ms", "total_ms"} {
+				if _, ok := line[k].(float64); !ok {
+					t.Errorf("%s = %v, want a number", k, line[k])
+				}
+			}
+		})
+	}
+}
+
+// TestReplayBadRecord damages one record of the WAL, keeping its checksum
+// good, so that it decodes wrong after the batches before it (in its
+// record and the records before) were handed over to be applied: Open
+// fails, wherever the record is, and leaves nothing running (the race
+// detector watches the replay's two goroutines).
+func TestReplayBadRecord(t *testing.T) {
+	dir := t.TempDir()
+	g := storetest.NewGen(15)
+	s := openTest(t, dir, Options{CheckpointBytes: 1 << 30})
+	const batches = 20
+	for range batches {
+		mustAppend(t, s, apiusage.Batch{Events: g.Events(50)}, apiusage.Receipt{Accepted: 50})
+	}
+	crashed := copyDir(t, dir)
+	data, err := os.ReadFile(filepath.Join(crashed, walName(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where each record's frame starts.
+	var starts []int
+	for rest := data; len(rest) > 0; {
+		starts = append(starts, len(data)-len(rest))
+		var err error
+		if _, rest, err = nextFrame(rest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(starts) != batches {
+		t.Fatalf("%d records, want %d", len(starts), batches)
+	}
+	tests := []struct {
+		name   string
+		record int
+	}{
+		{"the first", 0},
+		{"one in the middle", batches / 2},
+		{"the last", batches - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := slices.Clone(data)
+			start := starts[tt.record]
+			end := len(bad)
+			if tt.record+1 < len(starts) {
+				end = starts[tt.record+1]
+			}
+			// The record's last byte ends its sections (secEnd): make it
+			// an unknown section, after its batch was decoded.
+			bad[end-1] = 7
+			payload := bad[start+frameHeader : end]
+			binary.LittleEndian.PutUint32(bad[start+4:], crc32.Checksum(payload, castagnoli))
+			dst := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dst, walName(0)), bad, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(dst, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open with a record that does not decode: no error, want one")
+			}
+			if want := fmt.Sprintf("record at offset %d", start); !strings.Contains(err.Error(), want) {
+				t.Errorf("Open: %v, want an error about the %s", err, want)
+			}
+		})
+	}
+}
+
+// TestRecoveryGCRestored checks that Open gives the process its GC
+// percentage back, whatever it was: recoveryGC lowers it only while Open
+// recovers.
+func TestRecoveryGCRestored(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	mustAppend(t, s, apiusage.Batch{Events: storetest.NewGen(16).Events(10)}, apiusage.Receipt{Accepted: 10})
+	crashed := copyDir(t, dir)
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	for _, percent := range []int{150, recoveryGCPercent, 20, -1} {
+		t.Run(fmt.Sprint(percent), func(t *testing.T) {
+			debug.SetGCPercent(percent)
+			s := openTest(t, copyDir(t, crashed), Options{})
+			if got := debug.SetGCPercent(100); got != percent {
+				t.Errorf("GC percentage after Open = %d, want %d", got, percent)
+			}
+			s.Close()
+		})
 	}
 }

@@ -63,3 +63,35 @@ func fitsCache(size int64) bool {
 func fadviseDontNeed(f *os.File, off, n int64) {
 	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
 }
+
+// hugePage is the size of a transparent huge page on the machines we run
+// on (x86-64, arm64 with 4 KiB pages).
+const hugePage = 2 << 20
+
+// bodyBuffer returns an empty buffer of n bytes' capacity for a batch's
+// body, mapped on its own and advised to be backed by huge pages
+// (MADV_HUGEPAGE: this host's THP setting is madvise, and the Go runtime
+// does not advise its heap), and the function that unmaps it; the buffer
+// must not be used after. On this VM the first touch of a 4 KiB page costs
+// tens of microseconds, so the few batches of 3 MB an ingest fills cost
+// about 0.13 CPU-s of page faults from the Go heap, and a few ms in huge
+// pages; the reads into them and the writes from them also take fewer TLB
+// misses. Where the mapping fails, the buffer is the Go heap's.
+func bodyBuffer(n int) ([]byte, func()) { return mapBuffer(n, true) }
+
+// mapBuffer is bodyBuffer, with the advice of huge pages or without.
+func mapBuffer(n int, huge bool) ([]byte, func()) {
+	size := (n + hugePage - 1) &^ (hugePage - 1)
+	m, err := unix.Mmap(-1, 0, size+hugePage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return make([]byte, 0, n), func() {}
+	}
+	// A huge page needs a 2 MiB aligned range: the mapping has one more
+	// huge page's bytes to align its start.
+	skip := int((hugePage - addr(m)%hugePage) % hugePage)
+	b := m[skip : skip+size : skip+size]
+	if huge {
+		_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // advice only
+	}
+	return b[:0], func() { _ = unix.Munmap(m) }
+}

@@ -56,3 +56,46 @@ func TestDropBehindOnlyFilesLargerThanHalfTheMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyBuffer checks the buffers of batches' bodies: empty, of the
+// capacity asked at least, writable to the end, starting at a huge page's
+// boundary (or the advice could not apply), and unmapped without error.
+func TestBodyBuffer(t *testing.T) {
+	for _, n := range []int{1, 4 << 20, 4<<20 + 1} {
+		b, unmap := bodyBuffer(n)
+		if len(b) != 0 || cap(b) < n {
+			t.Errorf("bodyBuffer(%d): len %d, cap %d", n, len(b), cap(b))
+		}
+		b = b[:cap(b)]
+		for i := range b {
+			b[i] = byte(i)
+		}
+		if a := addr(b) % hugePage; a != 0 {
+			t.Errorf("bodyBuffer(%d) starts %d bytes past a huge page", n, a)
+		}
+		unmap()
+	}
+}
+
+// BenchmarkBodyBuffer fills a batch's body of fresh memory, mapped in
+// 4 KiB pages (as the Go heap's fresh memory is) or advised to be in huge
+// pages (bodyBuffer): the cost of the first touch of each batch an ingest
+// makes.
+func BenchmarkBodyBuffer(b *testing.B) {
+	const n = 4 << 20
+	for _, tt := range []struct {
+		name string
+		huge bool
+	}{{"4KiB pages", false}, {"huge pages", true}} {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			src := make([]byte, 3<<20) // what a batch reads: 3 MB
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				buf, unmap := mapBuffer(n, tt.huge)
+				_ = append(buf, src...)
+				unmap()
+			}
+		})
+	}
+}

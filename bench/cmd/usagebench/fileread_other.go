@@ -31,3 +31,6 @@ func fadviseDontNeed(*os.File, int64, int64) {}
 
 // fitsCache reports false: without Linux's sysinfo the memory is not known.
 func fitsCache(int64) bool { return false }
+
+// bodyBuffer returns an empty buffer of n bytes' capacity from the Go heap.
+func bodyBuffer(n int) ([]byte, func()) { return make([]byte, 0, n), func() {} }

@@ -36,12 +36,36 @@ func ingestFile(ctx context.Context, a *api, path, way string, rw *rewriter, bat
 	defer cancel()
 
 	bt := newBatcher(f, rw, batchSize)
-	pool := sync.Pool{New: func() any { return &batch{body: make([]byte, 0, batchSize*400)} }}
 	// One batch ready for each connection is enough: a batch is cut in
 	// about a millisecond, and posted in ten or more. Every batch more in
 	// the queue is 3 MB more of the generator's memory touched for the
-	// first time, which on this VM costs about 20 ms of CPU.
+	// first time, which on this VM costs about 20 ms of CPU from the Go
+	// heap (see bodyBuffer).
 	work := make(chan *batch, posters)
+	// The batches, at most one being cut, one queued and one posted for
+	// each connection, are made as needed and reused from free; their
+	// bodies are unmapped once the posters are done with them.
+	most := 2*posters + 1
+	free := make(chan *batch, most)
+	var unmap []func()
+	defer func() {
+		for _, u := range unmap {
+			u()
+		}
+	}()
+	get := func() *batch {
+		select {
+		case b := <-free:
+			return b
+		default:
+		}
+		if len(unmap) < most {
+			body, u := bodyBuffer(batchSize * 400)
+			unmap = append(unmap, u)
+			return &batch{body: body}
+		}
+		return <-free // a poster puts its batch back whatever happens
+	}
 	var (
 		res      ingestResult
 		firstErr error
@@ -76,12 +100,12 @@ func ingestFile(ctx context.Context, a *api, path, way string, rw *rewriter, bat
 						}
 					}
 				}
-				pool.Put(b)
+				free <- b
 			}
 		}()
 	}
 	for ctx.Err() == nil && (limit == 0 || res.Sent < limit) {
-		b := pool.Get().(*batch)
+		b := get()
 		err := bt.next(b)
 		if errors.Is(err, io.EOF) {
 			break

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"time"
 )
@@ -89,4 +90,24 @@ func (s *suite) profileQueries(ctx context.Context) error {
 	}
 	s.logf("   profiles in %s: go tool pprof -top %s FILE", s.prof.dir, s.cfg.Apiusage)
 	return nil
+}
+
+// self starts a CPU profile of usagebench's own process, saved as
+// <name>.pprof in the profile directory; the returned function stops it.
+// The load generator shares the cores with the server it loads, so its
+// own cost is worth seeing as the server's is. Only one such profile runs
+// at a time in a process.
+func (p *profiler) self(name string) (stop func() error, err error) {
+	f, err := os.Create(filepath.Join(p.dir, name+".pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

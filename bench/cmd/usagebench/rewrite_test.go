@@ -75,7 +75,10 @@ var (
 var oddLines = []string{
 	`{"timestamp":"2026-08-03T00:00:00.451Z","organizationId":"org-a","clientId":"cli-1","status":200}`,
 	`{"timestamp":"2026-08-03T00:00:00.451Z","organizationId":"org-b","clientId":"cli-9","status":200}`,
-	// The key earlier than the hint, and again at it.
+	// The key earlier than the hint, and again exactly at it: at the
+	// workload's 41st byte.
+	`{"organizationId":"org-b","x":"2026-08","organizationId":"org-a","clientId":"cli-1"}`,
+	// The key earlier than the hint, and again near it.
 	`{"organizationId":"org-b","x":"2026-08-03T00:00:00.4","organizationId":"org-a","clientId":"cli-1"}`,
 	// Later than the hint.
 	`{"timestamp":"2026-08-03T00:00:00.451Z","userId":"u-1234567890","organizationId":"org-a","clientId":"cli-1"}`,
@@ -121,6 +124,9 @@ func TestRenamingMatchesTheSlowSearch(t *testing.T) {
 				t.Errorf("renameInPlace(%s) = %s, %v; want %s, %v", l, in, w, want[4:], wantW)
 			}
 		}
+	}
+	if i := strings.LastIndex(oddLines[2], string(orgKey)); i != strings.Index(oddLines[0], string(orgKey)) {
+		t.Errorf("the odd line's second key is at %d, not at the hint", i)
 	}
 	if !sameLength.compile().keepsLengths || otherLength.compile().keepsLengths {
 		t.Fatal("keepsLengths is wrong of the test's renamings")
@@ -294,6 +300,28 @@ func TestTableMatchesAMap(t *testing.T) {
 			if got != want || ok != wantOK {
 				t.Fatalf("table of %d: get(%q) = %q, %v; want %q, %v", len(m), p, got, ok, want, wantOK)
 			}
+		}
+	}
+}
+
+// TestRareKeyBytes checks the bytes index relies on: each does not occur in
+// its key before it (else the key would never be found at the hint without
+// a search), nor in the workload's lines before the key searched.
+func TestRareKeyBytes(t *testing.T) {
+	line := oddLines[0]
+	org := strings.Index(line, string(orgKey))
+	client := strings.Index(line, string(clientKey))
+	for _, tt := range []struct {
+		key    []byte
+		rare   int
+		before string // what a search sees before the key
+	}{
+		{orgKey, orgKeyRare, line[:org]},
+		{clientKey, clientKeyRare, line[org+len(orgKey) : client]},
+	} {
+		c := tt.key[tt.rare]
+		if bytes.IndexByte(tt.key[:tt.rare], c) >= 0 || strings.IndexByte(tt.before, c) >= 0 {
+			t.Errorf("%q of %s occurs before it", c, tt.key)
 		}
 	}
 }

@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.OrgRank, "org-rank", 0, "which organization the queries ask about, by size: 0 is the largest")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the run's data directories")
 	fs.Int64Var(&c.RestartEvents, "restart-events", 1_000_000, "events posted again for the kill -9 test")
-	fs.StringVar(&c.Profile, "profile", "", "directory to save pprof CPU profiles of apiusage's ingest and of each query, and its heap, in (not timed runs)")
+	fs.StringVar(&c.Profile, "profile", "", "directory to save pprof CPU profiles of apiusage's ingest and of each query, and its heap, and of usagebench's own ingest (usagebench.ingest.cpu.pprof), in (not timed runs)")
 	fs.StringVar(&c.Read, "read", readDropBehind, "how the load generator reads the workload file, for every system: dropbehind (the page cache, its pages dropped behind the read), direct (O_DIRECT into its own buffers, read ahead; the page cache where refused) or plain (the page cache)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return c, err
@@ -370,13 +370,20 @@ func (s *suite) ingestAPI(ctx context.Context) error {
 		return err
 	}
 	// A profile of the first 10 s of ingestion, which lasts longer.
-	waitProf := func() error { return nil }
+	// The load generator's own profile covers the whole ingest.
+	waitProf, stopSelf := func() error { return nil }, func() error { return nil }
 	if s.prof != nil {
 		waitProf = s.prof.startCPU(ctx, "ingest", 10*time.Second)
+		if stopSelf, err = s.prof.self("usagebench.ingest.cpu"); err != nil {
+			return err
+		}
 	}
 	self0 := selfCPU()
 	res, err := ingestFile(ctx, s.platform, s.file, s.cfg.Read, s.rw, s.cfg.Batch, s.cfg.Posters, 0, nil)
 	self1 := selfCPU()
+	if perr := stopSelf(); err == nil {
+		err = perr
+	}
 	if perr := waitProf(); err == nil {
 		err = perr
 	}

@@ -416,3 +416,27 @@ func TestWarmFile(t *testing.T) {
 		t.Error("warming a missing file did not fail")
 	}
 }
+
+// TestSelfProfile takes a CPU profile of the test's own process, as the
+// ingest step does of usagebench's: a second one cannot start while the
+// first runs, and the first is saved, gzipped as pprof writes it.
+func TestSelfProfile(t *testing.T) {
+	p := &profiler{dir: t.TempDir()}
+	stop, err := p.self("self.cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.self("again.cpu"); err == nil {
+		t.Error("a second profile started while the first ran")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, "self.cpu.pprof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("the profile is not gzipped pprof: % x", b[:min(len(b), 8)])
+	}
+}

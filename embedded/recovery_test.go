@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -578,28 +577,6 @@ func TestReplayBadRecord(t *testing.T) {
 			if want := fmt.Sprintf("record at offset %d", start); !strings.Contains(err.Error(), want) {
 				t.Errorf("Open: %v, want an error about the %s", err, want)
 			}
-		})
-	}
-}
-
-// TestRecoveryGCRestored checks that Open gives the process its GC
-// percentage back, whatever it was: recoveryGC lowers it only while Open
-// recovers.
-func TestRecoveryGCRestored(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir, Options{})
-	mustAppend(t, s, apiusage.Batch{Events: storetest.NewGen(16).Events(10)}, apiusage.Receipt{Accepted: 10})
-	crashed := copyDir(t, dir)
-	orig := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(orig)
-	for _, percent := range []int{150, recoveryGCPercent, 20, -1} {
-		t.Run(fmt.Sprint(percent), func(t *testing.T) {
-			debug.SetGCPercent(percent)
-			s := openTest(t, copyDir(t, crashed), Options{})
-			if got := debug.SetGCPercent(100); got != percent {
-				t.Errorf("GC percentage after Open = %d, want %d", got, percent)
-			}
-			s.Close()
 		})
 	}
 }

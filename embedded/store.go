@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,7 +177,6 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.logged[f] = 1 // id 0, the empty string, is implicit
 	}
 	r := recovery{startedAt: time.Now()}
-	defer recoveryGC()()
 	if err := s.recover(&r); err != nil {
 		if s.wal != nil {
 			s.wal.Close()
@@ -192,28 +190,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.logRecovery(&r)
 	go s.writer()
 	return s, nil
-}
-
-// recoveryGCPercent is the GC percentage (see debug.SetGCPercent) while
-// Open recovers a store.
-const recoveryGCPercent = 50
-
-// recoveryGC lowers the process's GC percentage to recoveryGCPercent, unless
-// it is lower or off already, until the function it returns is called. A
-// recovery makes much garbage (the rows beside packed hours and the tables
-// the WAL's deltas grow, copied at every growth, then frozen into new
-// slices), and on the VMs this runs on, memory the heap reuses costs far
-// less than memory touched for the first time: collecting more often lets
-// the later growths and the freezing reuse what the earlier ones left. Most
-// of the heap is then rows, without pointers, which a collection does not
-// scan. Measured on a crashed 100M-event store with 28 MB of WAL: replay
-// and freeze a fifth faster.
-func recoveryGC() (restore func()) {
-	old := debug.SetGCPercent(recoveryGCPercent)
-	if old >= 0 && old < recoveryGCPercent || old < 0 {
-		debug.SetGCPercent(old)
-	}
-	return func() { debug.SetGCPercent(old) }
 }
 
 // errClosed is returned by every method of a closed store.

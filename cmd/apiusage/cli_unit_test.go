@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -401,4 +402,27 @@ func TestEveryServeFlagHasItsVariable(t *testing.T) {
 			t.Errorf("--%s: its help %q does not name %s", f.Name, f.Usage, v)
 		}
 	})
+}
+
+// TestLowerGC checks that lowerGC lowers the GC percentage only where it is
+// higher, never turns off a collector that was off into one that runs, and
+// gives the process its setting back.
+func TestLowerGC(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	for _, tc := range []struct{ before, during int }{
+		{150, recoveryGCPercent},
+		{recoveryGCPercent, recoveryGCPercent},
+		{20, 20},
+		{-1, -1},
+	} {
+		debug.SetGCPercent(tc.before)
+		restore := lowerGC(recoveryGCPercent)
+		during := debug.SetGCPercent(tc.during)
+		restore()
+		after := debug.SetGCPercent(100)
+		if during != tc.during || after != tc.before {
+			t.Errorf("from %d: %d while lowered and %d after, want %d and %d", tc.before, during, after, tc.during, tc.before)
+		}
+	}
 }

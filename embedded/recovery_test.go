@@ -440,18 +440,26 @@ func TestOneProcessPerDirectory(t *testing.T) {
 	}
 }
 
+// appendRecords opens a store in a new directory, never to checkpoint, and
+// appends batches of n events of seed's generator to it one at a time, so
+// that each is a WAL record of its own. It returns the directory, the store,
+// still open, and a copy of the directory as a crash would leave it.
+func appendRecords(t *testing.T, seed uint64, batches, n int) (dir string, s *Store, crashed string) {
+	t.Helper()
+	dir = t.TempDir()
+	g := storetest.NewGen(seed)
+	s = openTest(t, dir, Options{CheckpointBytes: 1 << 30})
+	for range batches {
+		mustAppend(t, s, apiusage.Batch{Events: g.Events(n)}, apiusage.Receipt{Accepted: n})
+	}
+	return dir, s, copyDir(t, dir)
+}
+
 // TestRecoveredLog checks the "recovered" line Open logs: what it read, as
 // an operator restarting after a crash sees it.
 func TestRecoveredLog(t *testing.T) {
-	dir := t.TempDir()
-	g := storetest.NewGen(14)
-	s := openTest(t, dir, Options{CheckpointBytes: 1 << 30})
 	const batches = 7
-	for range batches {
-		// One at a time: each Append is a record of its own.
-		mustAppend(t, s, apiusage.Batch{Events: g.Events(20)}, apiusage.Receipt{Accepted: 20})
-	}
-	crashed := copyDir(t, dir)
+	dir, s, crashed := appendRecords(t, 14, batches, 20)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -520,14 +528,8 @@ func TestRecoveredLog(t *testing.T) {
 // fails, wherever the record is, and leaves nothing running (the race
 // detector watches the replay's two goroutines).
 func TestReplayBadRecord(t *testing.T) {
-	dir := t.TempDir()
-	g := storetest.NewGen(15)
-	s := openTest(t, dir, Options{CheckpointBytes: 1 << 30})
 	const batches = 20
-	for range batches {
-		mustAppend(t, s, apiusage.Batch{Events: g.Events(50)}, apiusage.Receipt{Accepted: 50})
-	}
-	crashed := copyDir(t, dir)
+	_, _, crashed := appendRecords(t, 15, batches, 50)
 	data, err := os.ReadFile(filepath.Join(crashed, walName(0)))
 	if err != nil {
 		t.Fatal(err)

@@ -32,11 +32,7 @@ func TestIngestFilePostsTheRenamedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := g.Universe()
-	rw := &rewriter{orgs: map[string]string{}, clients: map[string]string{}}
-	for i, o := range u.Organizations {
-		rw.orgs[o.ID] = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
-	}
-	rw.clients[u.OrganizationClients(0)[0].ID] = "c0000000-0000-4000-8000-000000000000"
+	rw := benchRewriter(u)
 	rw.watch = rw.orgs[u.Organizations[1].ID]
 
 	const size = 250

@@ -43,26 +43,19 @@ func endFrame(buf []byte, start int) []byte {
 // copying: the payload is a slice of data. It returns io.EOF at the end and
 // errTorn for a partial or corrupt frame.
 func nextFrame(data []byte) (payload, rest []byte, err error) {
-	if len(data) == 0 {
-		return nil, nil, io.EOF
+	payload, sum, rest, err := splitFrame(data)
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(data) < frameHeader {
+	if crc32.Checksum(payload, castagnoli) != sum {
 		return nil, nil, errTorn
 	}
-	n := binary.LittleEndian.Uint32(data)
-	if n == 0 || n > maxFrame || int64(n) > int64(len(data)-frameHeader) {
-		return nil, nil, errTorn
-	}
-	payload = data[frameHeader : frameHeader+n]
-	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
-		return nil, nil, errTorn
-	}
-	return payload, data[frameHeader+n:], nil
+	return payload, rest, nil
 }
 
-// splitFrame splits the first frame off data as nextFrame does, but does
-// not check its checksum: it returns the checksum the frame holds, for
-// the caller to check later, on another goroutine (see Store.loadSnapshot).
+// splitFrame splits the first frame off data, as nextFrame does, without
+// checking its checksum: it returns the checksum the frame holds, for the
+// caller to check, later or on another goroutine (see coldLoader.load).
 func splitFrame(data []byte) (payload []byte, sum uint32, rest []byte, err error) {
 	if len(data) == 0 {
 		return nil, 0, nil, io.EOF

@@ -366,7 +366,7 @@ func (s *Store) loadSnapshot(path string, now int64) (refs map[uint64]bool, err 
 					return nil, fmt.Errorf("frame %q: %w", kind, err)
 				}
 			} else {
-				tl.add(d.b, kind, m, coldRange{})
+				tl.add(&tableJob{payload: d.b, kind: kind, src: m})
 			}
 			// Frames still being checked may lose pages too: they read
 			// them back.
@@ -527,7 +527,7 @@ func (cs *coldLoader) load(d *decoder, tl *tableLoader, ref byte) error {
 		if f.byte() != kind || f.varint() != hour || f.err != nil {
 			return fmt.Errorf("%s: a frame of the range is not of the hour", coldName(seg))
 		}
-		tl.addChecked(payload, sum, kind, c, coldRange{int64(lo), int64(hi)})
+		tl.add(&tableJob{payload: payload[1:], kind: kind, frame: payload, sum: sum, src: c, at: coldRange{int64(lo), int64(hi)}})
 	}
 	return nil
 }
@@ -667,6 +667,9 @@ type tableLoader struct {
 	nstr  [numFields]uint32
 }
 
+// tableJob is a table frame to decode: its payload (after its kind byte),
+// a slice of src, a mapped snapshot or cold file, which packed chunks keep;
+// at is where the hour's frames are in a cold file.
 type tableJob struct {
 	payload []byte
 	kind    byte
@@ -717,20 +720,9 @@ func (s *Store) startTableLoader() *tableLoader {
 	return l
 }
 
-// add decodes a table frame's payload (after its kind byte): a slice of
-// src, a mapped snapshot or cold file, which packed chunks keep; at is
-// where the hour's frames are in a cold file.
-func (l *tableLoader) add(payload []byte, kind byte, src *mappedFile, at coldRange) {
-	j := &tableJob{payload: payload, kind: kind, src: src, at: at, out: make(chan tableChunk, 1)}
-	l.order <- j
-	l.jobs <- j
-}
-
-// addChecked is add for a frame whose checksum is still to be checked:
-// frame is the frame's whole payload (its kind byte first), sum the
-// checksum the frame holds.
-func (l *tableLoader) addChecked(frame []byte, sum uint32, kind byte, src *mappedFile, at coldRange) {
-	j := &tableJob{payload: frame[1:], kind: kind, frame: frame, sum: sum, src: src, at: at, out: make(chan tableChunk, 1)}
+// add decodes j's table frame, in turn with the others added.
+func (l *tableLoader) add(j *tableJob) {
+	j.out = make(chan tableChunk, 1)
 	l.order <- j
 	l.jobs <- j
 }

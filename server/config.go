@@ -29,6 +29,14 @@ type Config struct {
 	MaxRunningPerOrg int
 	// MaxIngestBodyBytes bounds the body of POST /api/v2/usage/events.
 	MaxIngestBodyBytes int64
+	// MaxIngests bounds the batches of POST /api/v2/usage/events read and
+	// stored at once, and with them the memory their bodies and events
+	// take (up to MaxIngestBodyBytes each). A batch past it waits, unread,
+	// for up to IngestWait, and is then answered 429.
+	MaxIngests int
+	// IngestWait is how long a batch past MaxIngests waits for its turn.
+	// Negative: it is answered 429 at once.
+	IngestWait time.Duration
 	// MaxBodyBytes bounds every other request body.
 	MaxBodyBytes int64
 	// MaxBatchEvents bounds the events of one ingestion batch.
@@ -66,6 +74,8 @@ func DefaultConfig() Config {
 		MaxQueued:          4096,
 		MaxRunningPerOrg:   8,
 		MaxIngestBodyBytes: 32 << 20,
+		MaxIngests:         max(4, 2*runtime.GOMAXPROCS(0)),
+		IngestWait:         10 * time.Second,
 		MaxBodyBytes:       1 << 20,
 		MaxBatchEvents:     100_000,
 		MaxResultRows:      1_000_000,
@@ -96,6 +106,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxIngestBodyBytes == 0 {
 		c.MaxIngestBodyBytes = d.MaxIngestBodyBytes
+	}
+	if c.MaxIngests == 0 {
+		c.MaxIngests = d.MaxIngests
+	}
+	if c.IngestWait == 0 {
+		c.IngestWait = d.IngestWait
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
@@ -143,6 +159,7 @@ func (c Config) Validate() error {
 	positive("max queued", int64(c.MaxQueued))
 	positive("max running per organization", int64(c.MaxRunningPerOrg))
 	positive("max ingest body bytes", c.MaxIngestBodyBytes)
+	positive("max ingests", int64(c.MaxIngests))
 	positive("max body bytes", c.MaxBodyBytes)
 	positive("max batch events", int64(c.MaxBatchEvents))
 	positive("max result rows", int64(c.MaxResultRows))

@@ -43,16 +43,21 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// faultyStore is the real store with two faults that tests switch on: Query
-// (and ClientNames) fail, or Query waits at a gate until the test opens it.
-// It is a fault injector around the real component, not a mock of it.
+// faultyStore is the real store with faults that tests switch on: Query
+// (and ClientNames) or Append fail, or Query or Append waits at a gate until
+// the test opens it. It is a fault injector around the real component, not
+// a mock of it.
 type faultyStore struct {
 	apiusage.Store
 	fail       atomic.Bool
 	failAppend atomic.Bool
 
-	mu   sync.Mutex
-	gate chan struct{}
+	// appends counts the Appends begun.
+	appends atomic.Int32
+
+	mu         sync.Mutex
+	gate       chan struct{} // of queries
+	appendGate chan struct{}
 }
 
 var errInjected = errors.New("injected store fault")
@@ -60,8 +65,19 @@ var errInjected = errors.New("injected store fault")
 // enter is where a query meets the faults: it waits at the gate, if any,
 // and fails when told to.
 func (s *faultyStore) enter(ctx context.Context) error {
+	if err := s.pass(ctx, &s.gate); err != nil {
+		return err
+	}
+	if s.fail.Load() {
+		return errInjected
+	}
+	return nil
+}
+
+// pass waits at the gate *g, if any, until it opens or ctx is done.
+func (s *faultyStore) pass(ctx context.Context, g *chan struct{}) error {
 	s.mu.Lock()
-	gate := s.gate
+	gate := *g
 	s.mu.Unlock()
 	if gate != nil {
 		select {
@@ -69,9 +85,6 @@ func (s *faultyStore) enter(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-	if s.fail.Load() {
-		return errInjected
 	}
 	return nil
 }
@@ -97,6 +110,10 @@ func (s *faultyStore) ReleaseRowSet(rs *apiusage.RowSet) {
 }
 
 func (s *faultyStore) Append(ctx context.Context, b apiusage.Batch) (apiusage.Receipt, error) {
+	s.appends.Add(1)
+	if err := s.pass(ctx, &s.appendGate); err != nil {
+		return apiusage.Receipt{}, err
+	}
 	if s.failAppend.Load() {
 		return apiusage.Receipt{}, errInjected
 	}
@@ -104,16 +121,22 @@ func (s *faultyStore) Append(ctx context.Context, b apiusage.Batch) (apiusage.Re
 }
 
 // hold makes queries wait until the returned function is called.
-func (s *faultyStore) hold() (release func()) {
+func (s *faultyStore) hold() (release func()) { return s.shut(&s.gate) }
+
+// holdAppends makes appends wait until the returned function is called.
+func (s *faultyStore) holdAppends() (release func()) { return s.shut(&s.appendGate) }
+
+// shut puts a closed gate at *g and returns the function that opens it.
+func (s *faultyStore) shut(g *chan struct{}) (open func()) {
 	gate := make(chan struct{})
 	s.mu.Lock()
-	s.gate = gate
+	*g = gate
 	s.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
-			s.gate = nil
+			*g = nil
 			s.mu.Unlock()
 			close(gate)
 		})

@@ -29,6 +29,17 @@ func (s *Server) handleIngest() apiFunc {
 		if len(key) > maxIdempotencyKey {
 			return 0, nil, badRequest("Idempotency-Key: longer than %d bytes", maxIdempotencyKey)
 		}
+		// Bounded before the body is read: a turn is the memory of a body
+		// and its events.
+		ok, err := s.ingests.acquireWithin(r.Context(), s.cfg.IngestWait)
+		if err != nil {
+			return 0, nil, err
+		}
+		if !ok {
+			return 0, nil, apiusage.Errorf(apiusage.CodeTooManyRequests,
+				"The server is storing %d other batches; retry shortly.", cap(s.ingests))
+		}
+		defer s.ingests.release()
 		// The events live in the parser until it is put back, after Append.
 		p := parsers.get()
 		defer parsers.put(p)

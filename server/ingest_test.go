@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apiusage/apiusage"
 	"github.com/apiusage/apiusage/server"
@@ -186,4 +187,70 @@ func TestIngest(t *testing.T) {
 			t.Fatalf("B counts %v requests, want 1", got)
 		}
 	})
+}
+
+// TestIngestTurns holds the store's appends, so that the batches that reach
+// it keep their turns, and checks Config.MaxIngests: a batch past it is
+// answered 429 at once when there is no wait, and waits, unread, for a turn
+// when there is; every batch accepted is stored.
+func TestIngestTurns(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		wait time.Duration
+	}{{"no wait", -1}, {"a wait", time.Minute}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *server.Config) { c.MaxIngests = 2; c.IngestWait = tt.wait })
+			a := e.newTenant("Acme")
+			post := func() response {
+				ev := event(a.id, "c", "", "GET", "t", 20, 10, 200)
+				return e.do(request{method: "POST", path: "/api/v2/usage/events", token: a.admin, body: []apiusage.Event{ev}})
+			}
+			release := e.store.holdAppends()
+			defer release()
+			answers := make(chan response, 3)
+			for range 2 {
+				go func() { answers <- post() }()
+			}
+			for e.store.appends.Load() < 2 {
+				time.Sleep(time.Millisecond)
+			}
+			if tt.wait < 0 {
+				third := make(chan response, 1)
+				go func() { third <- post() }()
+				var res response
+				select {
+				case res = <-third:
+				case <-time.After(10 * time.Second):
+					t.Fatal("a batch past the bound was not answered: it reached the held store")
+				}
+				checkError(t, res, http.StatusTooManyRequests, apiusage.CodeTooManyRequests)
+				if got := res.header.Get("Retry-After"); got != "1" {
+					t.Errorf("Retry-After %q, want 1", got)
+				}
+			} else {
+				go func() { answers <- post() }()
+				// Without the bound it would reach the store at once.
+				time.Sleep(200 * time.Millisecond)
+				if n := e.store.appends.Load(); n != 2 {
+					t.Fatalf("%d appends began while two batches held both turns, want 2", n)
+				}
+			}
+			release()
+			want := 2
+			if tt.wait >= 0 {
+				want = 3
+			}
+			for range want {
+				if res := <-answers; res.status != http.StatusAccepted {
+					t.Fatalf("status %d (%s), want 202", res.status, res.body)
+				}
+			}
+			if res := post(); res.status != http.StatusAccepted {
+				t.Fatalf("after the turns were given back: status %d (%s), want 202", res.status, res.body)
+			}
+			if got := requests(t, e, a); got != float64(want+1) {
+				t.Fatalf("the organization counts %v requests, want %d", got, want+1)
+			}
+		})
+	}
 }

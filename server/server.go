@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/apiusage/apiusage"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,9 @@ type Server struct {
 	// tens of milliseconds of a core, so a flood of logins must queue rather
 	// than starve every other request.
 	hashing semaphore
+	// ingests bounds the ingestion batches read and stored at once
+	// (Config.MaxIngests).
+	ingests semaphore
 	// dummyHash is compared against when a login names an unknown client.
 	dummyHash []byte
 	// clientMu serializes the read-modify-write updates of clients (edit,
@@ -96,6 +100,7 @@ func New(cfg Config, logger *slog.Logger, store apiusage.Store, dir apiusage.Dir
 		tokens:    tokens,
 		metrics:   m,
 		hashing:   make(semaphore, cfg.Workers),
+		ingests:   make(semaphore, cfg.MaxIngests),
 		dummyHash: dummy,
 	}
 	if g, ok := reg.(prometheus.Gatherer); ok {
@@ -132,6 +137,30 @@ func (s semaphore) acquire(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("wait for a slot: %w", ctx.Err())
+	}
+}
+
+// acquireWithin takes a slot, waiting for one for up to wait (not at all
+// when wait is negative) or until ctx is done. It reports whether it took
+// one.
+func (s semaphore) acquireWithin(ctx context.Context, wait time.Duration) (bool, error) {
+	select {
+	case s <- struct{}{}:
+		return true, nil
+	default:
+	}
+	if wait <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case s <- struct{}{}:
+		return true, nil
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, fmt.Errorf("wait for a slot: %w", ctx.Err())
 	}
 }
 

@@ -89,6 +89,8 @@ var envFlags = map[string]string{
 	"workers":             "APIUSAGE_WORKERS",
 	"max-running-per-org": "APIUSAGE_MAX_RUNNING_PER_ORG",
 	"max-ingest-bytes":    "APIUSAGE_MAX_INGEST_BYTES",
+	"max-ingests":         "APIUSAGE_MAX_INGESTS",
+	"ingest-wait":         "APIUSAGE_INGEST_WAIT",
 	"max-batch-events":    "APIUSAGE_MAX_BATCH_EVENTS",
 	"hash-cost":           "APIUSAGE_HASH_COST",
 	"checkpoint-bytes":    "APIUSAGE_CHECKPOINT_BYTES",
@@ -155,6 +157,8 @@ APIUSAGE_BOOTSTRAP_CLIENT_SECRET to choose them instead.`,
 	f.IntVar(&cfg.Server.Workers, "workers", cfg.Server.Workers, "query workers [APIUSAGE_WORKERS]")
 	f.IntVar(&cfg.Server.MaxRunningPerOrg, "max-running-per-org", cfg.Server.MaxRunningPerOrg, "running executions allowed per organization [APIUSAGE_MAX_RUNNING_PER_ORG]")
 	f.Int64Var(&cfg.Server.MaxIngestBodyBytes, "max-ingest-bytes", cfg.Server.MaxIngestBodyBytes, "largest ingest body [APIUSAGE_MAX_INGEST_BYTES]")
+	f.IntVar(&cfg.Server.MaxIngests, "max-ingests", cfg.Server.MaxIngests, "ingest batches read and stored at once; past it a batch waits for --ingest-wait, then is answered 429 [APIUSAGE_MAX_INGESTS]")
+	f.DurationVar(&cfg.Server.IngestWait, "ingest-wait", cfg.Server.IngestWait, "how long an ingest batch past --max-ingests waits for its turn; negative: not at all [APIUSAGE_INGEST_WAIT]")
 	f.IntVar(&cfg.Server.MaxBatchEvents, "max-batch-events", cfg.Server.MaxBatchEvents, "most events in one ingest batch [APIUSAGE_MAX_BATCH_EVENTS]")
 	f.IntVar(&cfg.Server.HashCost, "hash-cost", cfg.Server.HashCost, "bcrypt cost of client secrets [APIUSAGE_HASH_COST]")
 	f.Int64Var(&cfg.CheckpointBytes, "checkpoint-bytes", 64<<20, "write-ahead log size that triggers a snapshot [APIUSAGE_CHECKPOINT_BYTES]")

@@ -36,7 +36,11 @@
 // and hands the store both the events and the table of their distinct
 // strings (apiusage.BatchStrings), through which it also validates each
 // distinct string once; the events and tables live in the parser, reused
-// from batch to batch once Append has returned.
+// from batch to batch once Append has returned. At most Config.MaxIngests
+// batches are read and stored at once, so that the bodies and parsers in
+// memory are bounded however many connections post: a batch past it waits
+// for a turn before its body is read, for up to Config.IngestWait, and is
+// then answered 429.
 //
 // Queries run on a bounded pool of workers. A POST validates the request,
 // records a Running execution and answers 202 at once; the worker replaces the

@@ -37,6 +37,11 @@ type Config struct {
 	// IngestWait is how long a batch past MaxIngests waits for its turn.
 	// Negative: it is answered 429 at once.
 	IngestWait time.Duration
+	// IngestReadTimeout is how long reading a batch's body may take once
+	// it has its turn (the request is given IngestWait more, for the
+	// wait); past it the batch is answered 400 and its turn freed, so that
+	// slow senders cannot hold the turns. Negative: no bound.
+	IngestReadTimeout time.Duration
 	// MaxBodyBytes bounds every other request body.
 	MaxBodyBytes int64
 	// MaxBatchEvents bounds the events of one ingestion batch.
@@ -76,6 +81,7 @@ func DefaultConfig() Config {
 		MaxIngestBodyBytes: 32 << 20,
 		MaxIngests:         max(4, 2*runtime.GOMAXPROCS(0)),
 		IngestWait:         10 * time.Second,
+		IngestReadTimeout:  time.Minute,
 		MaxBodyBytes:       1 << 20,
 		MaxBatchEvents:     100_000,
 		MaxResultRows:      1_000_000,
@@ -112,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IngestWait == 0 {
 		c.IngestWait = d.IngestWait
+	}
+	if c.IngestReadTimeout == 0 {
+		c.IngestReadTimeout = d.IngestReadTimeout
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes

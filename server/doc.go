@@ -40,7 +40,8 @@
 // batches are read and stored at once, so that the bodies and parsers in
 // memory are bounded however many connections post: a batch past it waits
 // for a turn before its body is read, for up to Config.IngestWait, and is
-// then answered 429.
+// then answered 429; a body still arriving Config.IngestReadTimeout after
+// its turn came is answered 400, and the turn freed.
 //
 // Queries run on a bounded pool of workers. A POST validates the request,
 // records a Running execution and answers 202 at once; the worker replaces the

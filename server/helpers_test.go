@@ -247,7 +247,7 @@ func (r response) json(t testing.TB) map[string]any {
 // request is a request to send.
 type request struct {
 	method, path, token string
-	body                any // []byte and string are sent as they are; anything else as JSON
+	body                any // []byte, string and io.Reader are sent as they are; anything else as JSON
 	header              map[string]string
 }
 
@@ -260,6 +260,8 @@ func (e *env) do(req request) response {
 		body = bytes.NewReader(b)
 	case string:
 		body = strings.NewReader(b)
+	case io.Reader:
+		body = b
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -252,5 +253,41 @@ func TestIngestTurns(t *testing.T) {
 				t.Fatalf("the organization counts %v requests, want %d", got, want+1)
 			}
 		})
+	}
+}
+
+// TestIngestReadTimeout sends a batch's body slowly: past
+// Config.IngestReadTimeout it is answered 400 and gives its turn back, so
+// that the next batch, with no turn to wait for, is stored.
+func TestIngestReadTimeout(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) {
+		c.MaxIngests, c.IngestWait, c.IngestReadTimeout = 1, -1, 300*time.Millisecond
+	})
+	a := e.newTenant("Acme")
+	body, w := io.Pipe()
+	defer w.Close()
+	slow := make(chan response, 1)
+	go func() {
+		slow <- e.do(request{method: "POST", path: "/api/v2/usage/events", token: a.admin, body: body})
+	}()
+	if _, err := io.WriteString(w, `[{"timestamp":"2026-11-20T10:00:00Z",`); err != nil {
+		t.Fatal(err)
+	}
+	var res response
+	select {
+	case res = <-slow:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a body that stopped arriving was not answered")
+	}
+	got := checkError(t, res, http.StatusBadRequest, apiusage.CodeBadRequest)
+	if msg, _ := got["message"].(string); !strings.Contains(msg, "did not arrive in the time") {
+		t.Errorf("message %q, want it to say the body did not arrive in time", msg)
+	}
+	ev := event(a.id, "c", "", "GET", "t", 20, 10, 200)
+	if res := e.do(request{method: "POST", path: "/api/v2/usage/events", token: a.admin, body: []apiusage.Event{ev}}); res.status != http.StatusAccepted {
+		t.Fatalf("the next batch: status %d (%s), want 202", res.status, res.body)
+	}
+	if got := requests(t, e, a); got != 1 {
+		t.Fatalf("the organization counts %v requests, want 1", got)
 	}
 }

@@ -112,6 +112,22 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// readDeadline bounds the time reading a request may take, from now: past it
+// a read of its body fails (see jsonError), so that a client sending its
+// body slowly cannot hold what the request holds (an ingest turn) for long.
+// A d that is not positive sets no deadline.
+func readDeadline(d time.Duration, next http.Handler) http.Handler {
+	if d <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every connection net/http serves supports it; another writer
+		// (a test's recorder) goes without.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		next.ServeHTTP(w, r)
+	})
+}
+
 // limitBody bounds the request body: reading past n bytes fails with an
 // *http.MaxBytesError, which decoders turn into a 413.
 func limitBody(n int64, next http.Handler) http.Handler {

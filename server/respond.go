@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,6 +209,8 @@ func jsonError(err error) error {
 	switch {
 	case errors.As(err, &tooLarge):
 		return apiusage.Errorf(apiusage.CodeTooLarge, "request body is larger than %d bytes", tooLarge.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return apiusage.Errorf(apiusage.CodeBadRequest, "the request body did not arrive in the time the server gives it")
 	case errors.Is(err, io.EOF):
 		return apiusage.Errorf(apiusage.CodeBadRequest, "malformed JSON: the body is empty")
 	case errors.Is(err, io.ErrUnexpectedEOF):

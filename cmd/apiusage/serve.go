@@ -91,6 +91,7 @@ var envFlags = map[string]string{
 	"max-ingest-bytes":    "APIUSAGE_MAX_INGEST_BYTES",
 	"max-ingests":         "APIUSAGE_MAX_INGESTS",
 	"ingest-wait":         "APIUSAGE_INGEST_WAIT",
+	"ingest-read-timeout": "APIUSAGE_INGEST_READ_TIMEOUT",
 	"max-batch-events":    "APIUSAGE_MAX_BATCH_EVENTS",
 	"hash-cost":           "APIUSAGE_HASH_COST",
 	"checkpoint-bytes":    "APIUSAGE_CHECKPOINT_BYTES",
@@ -159,6 +160,7 @@ APIUSAGE_BOOTSTRAP_CLIENT_SECRET to choose them instead.`,
 	f.Int64Var(&cfg.Server.MaxIngestBodyBytes, "max-ingest-bytes", cfg.Server.MaxIngestBodyBytes, "largest ingest body [APIUSAGE_MAX_INGEST_BYTES]")
 	f.IntVar(&cfg.Server.MaxIngests, "max-ingests", cfg.Server.MaxIngests, "ingest batches read and stored at once; past it a batch waits for --ingest-wait, then is answered 429 [APIUSAGE_MAX_INGESTS]")
 	f.DurationVar(&cfg.Server.IngestWait, "ingest-wait", cfg.Server.IngestWait, "how long an ingest batch past --max-ingests waits for its turn; negative: not at all [APIUSAGE_INGEST_WAIT]")
+	f.DurationVar(&cfg.Server.IngestReadTimeout, "ingest-read-timeout", cfg.Server.IngestReadTimeout, "how long reading an ingest body may take once it has its turn; past it the batch is answered 400; negative: no bound [APIUSAGE_INGEST_READ_TIMEOUT]")
 	f.IntVar(&cfg.Server.MaxBatchEvents, "max-batch-events", cfg.Server.MaxBatchEvents, "most events in one ingest batch [APIUSAGE_MAX_BATCH_EVENTS]")
 	f.IntVar(&cfg.Server.HashCost, "hash-cost", cfg.Server.HashCost, "bcrypt cost of client secrets [APIUSAGE_HASH_COST]")
 	f.Int64Var(&cfg.CheckpointBytes, "checkpoint-bytes", 64<<20, "write-ahead log size that triggers a snapshot [APIUSAGE_CHECKPOINT_BYTES]")

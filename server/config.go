@@ -92,6 +92,16 @@ func DefaultConfig() Config {
 	}
 }
 
+// ingestReadTime is the read deadline of an ingest request, from its
+// start: IngestReadTimeout after the longest wait for a turn, or none (0)
+// when IngestReadTimeout is negative.
+func (c Config) ingestReadTime() time.Duration {
+	if c.IngestReadTimeout <= 0 {
+		return 0
+	}
+	return max(c.IngestWait, 0) + c.IngestReadTimeout
+}
+
 // withDefaults returns c with every zero field set from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()

@@ -291,3 +291,31 @@ func TestIngestReadTimeout(t *testing.T) {
 		t.Fatalf("the organization counts %v requests, want 1", got)
 	}
 }
+
+// TestIngestNoReadTimeout: with a negative Config.IngestReadTimeout a body
+// may take its time, however short the wait for a turn.
+func TestIngestNoReadTimeout(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.IngestWait, c.IngestReadTimeout = 50*time.Millisecond, -1 })
+	a := e.newTenant("Acme")
+	body, w := io.Pipe()
+	slow := make(chan response, 1)
+	go func() {
+		slow <- e.do(request{method: "POST", path: "/api/v2/usage/events", token: a.admin, body: body})
+	}()
+	raw, err := json.Marshal([]apiusage.Event{event(a.id, "c", "", "GET", "t", 20, 10, 200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(raw) / 2
+	if _, err := w.Write(raw[:half]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // six times the wait
+	if _, err := w.Write(raw[half:]); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if res := <-slow; res.status != http.StatusAccepted {
+		t.Fatalf("status %d (%s), want 202", res.status, res.body)
+	}
+}

@@ -56,7 +56,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v2/oauth/clients/{clientId}/secret", s.api(small, s.handleRotateSecret(), clientEdit))
 
 	// Ingestion (platform.md §4).
-	mux.Handle("POST /api/v2/usage/events", readDeadline(max(s.cfg.IngestWait, 0)+s.cfg.IngestReadTimeout,
+	mux.Handle("POST /api/v2/usage/events", readDeadline(s.cfg.ingestReadTime(),
 		s.api(large, s.handleIngest(), apiusage.PermEventAdd, apiusage.PermEventAddAny)))
 
 	// Everything else is a 404 ErrorBody rather than the mux's plain text.
